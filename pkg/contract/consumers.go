@@ -1,0 +1,72 @@
+package contract
+
+import (
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// redeliveryBackOff spaces out redeliveries of a message whose handler
+// failed transiently (the bus or a KV bucket briefly unavailable). After the
+// last step, every further redelivery waits the last step's time.
+var redeliveryBackOff = []time.Duration{
+	time.Second, 5 * time.Second, 15 * time.Second, 30 * time.Second, time.Minute,
+}
+
+// maxDeliverPipeline bounds redeliveries of pipeline messages. With the
+// back-off above it amounts to about two days of retrying before JetStream
+// gives up and emits a MAX_DELIVERIES advisory, which operators alert on.
+const maxDeliverPipeline = 3000
+
+func pipelineConsumer(durable, filter, description string) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       durable,
+		Description:   description,
+		FilterSubject: filter,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       30 * time.Second,
+		MaxDeliver:    maxDeliverPipeline,
+		BackOff:       redeliveryBackOff,
+		MaxAckPending: 1000,
+	}
+}
+
+// EngineConsumer reads raw events for the alert-state engine.
+func EngineConsumer() jetstream.ConsumerConfig {
+	return pipelineConsumer(ConsumerEngine, EventsWildcard, "Alert-state engine: events to notifications")
+}
+
+// EngineTimersConsumer reads fired timers for the engine.
+func EngineTimersConsumer() jetstream.ConsumerConfig {
+	return pipelineConsumer(ConsumerEngineTimers, TimersWildcard, "Alert-state engine: fired deadlines and reminders")
+}
+
+// PlannerConsumer reads notifications for the dispatcher's planner.
+func PlannerConsumer() jetstream.ConsumerConfig {
+	return pipelineConsumer(ConsumerPlanner, NotificationsWildcard, "Dispatcher plan: notifications x subscriptions")
+}
+
+// DelivererAckWait is longer than the longest HTTP attempt plus the
+// bookkeeping around it; a deliverer also sends InProgress while it waits.
+const DelivererAckWait = 60 * time.Second
+
+// DelivererConsumer is the one pull consumer shared by every dispatcher
+// instance. It filters deliveries.> only, so the scheduled retries on
+// deliveries-scheduled.> wait in the stream until they fire.
+func DelivererConsumer() jetstream.ConsumerConfig {
+	c := pipelineConsumer(ConsumerDeliverer, DeliveriesWildcard, "Dispatcher deliver: one HTTP POST per pair")
+	c.AckWait = DelivererAckWait
+	c.MaxAckPending = 4096
+	return c
+}
+
+// AuditConsumers are the audit service's four durables.
+func AuditConsumers() map[string]jetstream.ConsumerConfig {
+	return map[string]jetstream.ConsumerConfig{
+		StreamEvents:        pipelineConsumer(ConsumerAuditEvents, EventsWildcard, "Audit: accepted events"),
+		StreamNotifications: pipelineConsumer(ConsumerAuditNotifs, NotificationsWildcard, "Audit: notifications"),
+		StreamAttempts:      pipelineConsumer(ConsumerAuditAttempts, AttemptsWildcard, "Audit: delivery attempts"),
+		StreamChanges:       pipelineConsumer(ConsumerAuditChanges, ChangesWildcard, "Audit: registry changes"),
+	}
+}
