@@ -24,7 +24,9 @@ type Principal struct {
 }
 
 // CanAccess reports whether p may act for tenant.
-func (p Principal) CanAccess(tenant string) bool { return p.Admin || (p.Tenant != "" && p.Tenant == tenant) }
+func (p Principal) CanAccess(tenant string) bool {
+	return p.Admin || (p.Tenant != "" && p.Tenant == tenant)
+}
 
 // ErrNoCredentials means the request carries no credential this
 // authenticator understands; the next one is tried.

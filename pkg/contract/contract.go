@@ -47,14 +47,14 @@ const (
 
 // Durable consumer names. Each reader owns its consumer's config.
 const (
-	ConsumerEngine         = "engine"
-	ConsumerEngineTimers   = "engine-timers"
-	ConsumerPlanner        = "dispatcher-plan"
-	ConsumerDeliverer      = "dispatcher-deliver"
-	ConsumerAuditEvents    = "audit-events"
-	ConsumerAuditNotifs    = "audit-notifications"
-	ConsumerAuditAttempts  = "audit-attempts"
-	ConsumerAuditChanges   = "audit-changes"
+	ConsumerEngine        = "engine"
+	ConsumerEngineTimers  = "engine-timers"
+	ConsumerPlanner       = "dispatcher-plan"
+	ConsumerDeliverer     = "dispatcher-deliver"
+	ConsumerAuditEvents   = "audit-events"
+	ConsumerAuditNotifs   = "audit-notifications"
+	ConsumerAuditAttempts = "audit-attempts"
+	ConsumerAuditChanges  = "audit-changes"
 )
 
 // KV bucket names.

@@ -31,12 +31,12 @@ const (
 // It never holds a secret, a signature or an Authorization value; URL has
 // its userinfo and query removed.
 type Attempt struct {
-	AttemptID        string    `json:"attemptId"`
-	WebhookID        string    `json:"webhookId"`
-	Tenant           string    `json:"tenant"`
-	SubscriptionID   string    `json:"subscriptionId"`
-	NotificationID   string    `json:"notificationId"`
-	NotificationType string    `json:"notificationType"`
+	AttemptID        string `json:"attemptId"`
+	WebhookID        string `json:"webhookId"`
+	Tenant           string `json:"tenant"`
+	SubscriptionID   string `json:"subscriptionId"`
+	NotificationID   string `json:"notificationId"`
+	NotificationType string `json:"notificationType"`
 	// Subject is the notification's CloudEvent subject (alert id, protocol
 	// UUID), so the audit can tell an alert's or operation's whole story.
 	Subject         string     `json:"subject,omitempty"`
