@@ -138,9 +138,6 @@ func (m *msgReader) ReadBinary(ctx context.Context, w binding.BinaryWriter) erro
 	if version == nil {
 		return fmt.Errorf("%w: unsupported ce-specversion %q", ErrMalformedHeader, sv)
 	}
-	if err := w.Start(ctx); err != nil {
-		return err
-	}
 	if err := w.SetAttribute(version.AttributeFromKind(spec.SpecVersion), sv); err != nil {
 		return err
 	}
@@ -179,7 +176,39 @@ func (m *msgReader) ReadBinary(ctx context.Context, w binding.BinaryWriter) erro
 			return err
 		}
 	}
-	return w.End(ctx)
+	return nil
+}
+
+// GetAttribute implements binding.MessageMetadataReader.
+func (m *msgReader) GetAttribute(k spec.Kind) (spec.Attribute, any) {
+	version := versions.Version(m.get(HeaderPrefix + "specversion"))
+	if version == nil {
+		return nil, nil
+	}
+	attr := version.AttributeFromKind(k)
+	if attr == nil {
+		return nil, nil
+	}
+	if k == spec.DataContentType {
+		if v := m.get(HeaderContentType); v != "" {
+			return attr, v
+		}
+		return attr, nil
+	}
+	v, err := percentDecode(m.get(HeaderPrefix + attr.Name()))
+	if err != nil || v == "" {
+		return attr, nil
+	}
+	return attr, v
+}
+
+// GetExtension implements binding.MessageMetadataReader.
+func (m *msgReader) GetExtension(name string) any {
+	v, err := percentDecode(m.get(HeaderPrefix + strings.ToLower(name)))
+	if err != nil || v == "" {
+		return nil
+	}
+	return v
 }
 
 func (m *msgReader) Finish(error) error { return nil }
