@@ -119,9 +119,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs := flag.NewFlagSet("herald", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: herald\n\nRuns Herald on its embedded default. Settings come from the environment:\n"+
+		fmt.Fprintln(stderr, "usage: herald [serve]\n\nRuns Herald on its embedded default (see herald help for the client commands). Settings come from the environment:\n"+
 			"  HERALD_HTTP_ADDR (127.0.0.1:8080), HERALD_DATA_DIR (./data), HERALD_ADMIN_TOKEN,\n"+
 			"  HERALD_SECRET_KEYS, HERALD_NATS_HOST (127.0.0.1), HERALD_NATS_PORT (4222)")
+	}
+	if len(args) > 0 && args[0] == "serve" {
+		args = args[1:]
+	} else if ok, err := runClient(ctx, args, getenv, stdout, stderr); ok {
+		return err
 	}
 	if err := fs.Parse(args); err != nil {
 		return err

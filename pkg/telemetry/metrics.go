@@ -1,0 +1,145 @@
+package telemetry
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+)
+
+const meterName = "github.com/heraldhq/herald"
+
+// Instrument names. Attributes are low-cardinality by design: never a
+// tenant, subscription or event id.
+const (
+	NameIngestEvents    = "herald.ingest.events"    // {type, result}
+	NameNotifications   = "herald.notifications"    // {type}
+	NameDeliveries      = "herald.deliveries"       // {outcome}
+	NameDeliveryLatency = "herald.delivery.latency" // seconds, ingest to delivered
+	NameConsumerLag     = "herald.consumer.lag"     // {stream, consumer}
+	NameBreakersOpen    = "herald.breakers.open"    // open circuit breakers
+	NameDeadLetters     = "herald.deadletters"      // dead-lettered pairs
+)
+
+// Attribute keys.
+const (
+	KeyType     = attribute.Key("type")
+	KeyResult   = attribute.Key("result")  // accepted, duplicate, rejected, failed
+	KeyOutcome  = attribute.Key("outcome") // delivered, retry, failed, deadletter, gone
+	KeyStream   = attribute.Key("stream")
+	KeyConsumer = attribute.Key("consumer")
+)
+
+// latencyView gives the delivery-latency histogram buckets that span a
+// direct delivery (milliseconds) to the last retry (about a day).
+var latencyView = sdkmetric.NewView(
+	sdkmetric.Instrument{Name: NameDeliveryLatency},
+	sdkmetric.Stream{Aggregation: sdkmetric.AggregationExplicitBucketHistogram{
+		Boundaries: []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 7200, 18000, 86400},
+	}},
+)
+
+// Metrics are Herald's instruments. Services take a *Metrics built once per
+// process; its methods fix the attribute keys.
+type Metrics struct {
+	IngestEvents    metric.Int64Counter
+	Notifications   metric.Int64Counter
+	Deliveries      metric.Int64Counter
+	DeliveryLatency metric.Float64Histogram
+	BreakersOpen    metric.Int64UpDownCounter
+	DeadLetters     metric.Int64Counter
+}
+
+// NewMetrics creates the instruments on m.
+func NewMetrics(m metric.Meter) (*Metrics, error) {
+	var x Metrics
+	var err error
+	if x.IngestEvents, err = m.Int64Counter(NameIngestEvents, metric.WithUnit("{event}"),
+		metric.WithDescription("Events posted to the collector, by type and result")); err != nil {
+		return nil, err
+	}
+	if x.Notifications, err = m.Int64Counter(NameNotifications, metric.WithUnit("{notification}"),
+		metric.WithDescription("Notifications published by the engine, by type")); err != nil {
+		return nil, err
+	}
+	if x.Deliveries, err = m.Int64Counter(NameDeliveries, metric.WithUnit("{attempt}"),
+		metric.WithDescription("Delivery attempts, by outcome")); err != nil {
+		return nil, err
+	}
+	if x.DeliveryLatency, err = m.Float64Histogram(NameDeliveryLatency, metric.WithUnit("s"),
+		metric.WithDescription("Time from ingest to successful delivery")); err != nil {
+		return nil, err
+	}
+	if x.BreakersOpen, err = m.Int64UpDownCounter(NameBreakersOpen, metric.WithUnit("{breaker}"),
+		metric.WithDescription("Endpoint circuit breakers currently open")); err != nil {
+		return nil, err
+	}
+	if x.DeadLetters, err = m.Int64Counter(NameDeadLetters, metric.WithUnit("{pair}"),
+		metric.WithDescription("Pairs dead-lettered after the retry schedule")); err != nil {
+		return nil, err
+	}
+	return &x, nil
+}
+
+// Ingested counts one event by its type and result.
+func (x *Metrics) Ingested(ctx context.Context, eventType, result string) {
+	x.IngestEvents.Add(ctx, 1, metric.WithAttributes(KeyType.String(eventType), KeyResult.String(result)))
+}
+
+// Notified counts one published notification.
+func (x *Metrics) Notified(ctx context.Context, notificationType string) {
+	x.Notifications.Add(ctx, 1, metric.WithAttributes(KeyType.String(notificationType)))
+}
+
+// Delivered counts one attempt by outcome and, when delivered, records the
+// latency since ingestedAt (zero skips the histogram).
+func (x *Metrics) Delivered(ctx context.Context, outcome string, ingestedAt time.Time) {
+	x.Deliveries.Add(ctx, 1, metric.WithAttributes(KeyOutcome.String(outcome)))
+	if !ingestedAt.IsZero() {
+		x.DeliveryLatency.Record(ctx, time.Since(ingestedAt).Seconds())
+	}
+}
+
+// ConsumerLookup is the part of jetstream.JetStream that RegisterConsumerLag
+// needs.
+type ConsumerLookup interface {
+	Consumer(ctx context.Context, stream, consumer string) (jetstream.Consumer, error)
+}
+
+// lagTimeout bounds one consumer-info request during a scrape.
+const lagTimeout = 2 * time.Second
+
+// RegisterConsumerLag reports herald.consumer.lag for one durable: messages
+// not yet delivered (NumPending) plus delivered but unacknowledged
+// (NumAckPending). A failed lookup skips the observation for that scrape.
+// Unregister the returned registration when the service stops.
+func RegisterConsumerLag(m metric.Meter, js ConsumerLookup, stream, durable string) (metric.Registration, error) {
+	g, err := m.Int64ObservableGauge(NameConsumerLag, metric.WithUnit("{message}"),
+		metric.WithDescription("Messages pending or awaiting ack per durable consumer"))
+	if err != nil {
+		return nil, err
+	}
+	attrs := metric.WithAttributes(KeyStream.String(stream), KeyConsumer.String(durable))
+	reg, err := m.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		ctx, cancel := context.WithTimeout(ctx, lagTimeout)
+		defer cancel()
+		c, err := js.Consumer(ctx, stream, durable)
+		if err != nil {
+			return nil // not provisioned yet: no observation
+		}
+		info, err := c.Info(ctx)
+		if err != nil {
+			return nil
+		}
+		o.ObserveInt64(g, int64(info.NumPending)+int64(info.NumAckPending), attrs)
+		return nil
+	}, g)
+	if err != nil {
+		return nil, fmt.Errorf("register lag of %s/%s: %w", stream, durable, err)
+	}
+	return reg, nil
+}

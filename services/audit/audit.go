@@ -1,0 +1,263 @@
+// Package audit keeps Herald's tamper-evident trail: one hash chain per
+// tenant (pkg/auditchain) on the AUDIT stream, fed by durable consumers on
+// EVENTS, NOTIFICATIONS, ATTEMPTS and CHANGES, with the chain heads in the
+// audit-heads bucket. It serves the delivery log, the audit query and the
+// chain verification over HTTP.
+//
+// Reads: EVENTS, NOTIFICATIONS, ATTEMPTS, CHANGES (contract.AuditConsumers).
+// Writes: AUDIT (audit.<tenant>) and KV audit-heads, both owned here.
+//
+// Queries are served from an in-memory index of stream sequences, rebuilt
+// at start by an ordered consumer over AUDIT and kept current by following
+// the stream (so it also sees what other audit instances append). The
+// records themselves stay in JetStream and are fetched by sequence. A
+// subject-filtered scan of audit.<tenant> would need no memory but costs
+// O(records of the tenant since the start time) per query, seconds at 1M
+// records; the index costs roughly 100 bytes per record and answers a
+// page in a few GetMsg round trips. See the benchmark in bench_test.go.
+package audit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/heraldhq/herald/pkg/bus"
+	"github.com/heraldhq/herald/pkg/contract"
+	"github.com/heraldhq/herald/pkg/service"
+)
+
+// Config is the audit service's own settings.
+type Config struct {
+	// Retention is how long a tenant's records are kept
+	// (HERALD_AUDIT_RETENTION, default 720h = 30 days).
+	Retention time.Duration
+	// TenantRetention overrides Retention per tenant
+	// (HERALD_AUDIT_RETENTION_TENANTS="acme=2160h,beta=24h").
+	TenantRetention map[string]time.Duration
+	// PurgeInterval is how often expired records are purged
+	// (HERALD_AUDIT_PURGE_INTERVAL, default 1h).
+	PurgeInterval time.Duration
+}
+
+// ConfigFromEnv reads HERALD_AUDIT_* variables.
+func ConfigFromEnv(getenv func(string) string) (Config, error) {
+	c := Config{Retention: 30 * 24 * time.Hour, PurgeInterval: time.Hour, TenantRetention: map[string]time.Duration{}}
+	var errs []error
+	if v := getenv("HERALD_AUDIT_RETENTION"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("HERALD_AUDIT_RETENTION: %w", err))
+		}
+		c.Retention = d
+	}
+	if v := getenv("HERALD_AUDIT_PURGE_INTERVAL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("HERALD_AUDIT_PURGE_INTERVAL: %w", err))
+		}
+		c.PurgeInterval = d
+	}
+	if v := getenv("HERALD_AUDIT_RETENTION_TENANTS"); v != "" {
+		for _, kv := range strings.Split(v, ",") {
+			t, ds, ok := strings.Cut(strings.TrimSpace(kv), "=")
+			d, err := time.ParseDuration(ds)
+			if !ok || err != nil || contract.ValidateToken(t) != nil {
+				errs = append(errs, fmt.Errorf("HERALD_AUDIT_RETENTION_TENANTS: bad entry %q, want tenant=duration", kv))
+				continue
+			}
+			c.TenantRetention[t] = d
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return c, err
+	}
+	return c, c.Validate()
+}
+
+// Validate reports every problem at once.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Retention < time.Hour {
+		errs = append(errs, errors.New("audit retention must be at least 1h"))
+	}
+	if c.PurgeInterval <= 0 {
+		errs = append(errs, errors.New("audit purge interval must be positive"))
+	}
+	for t, d := range c.TenantRetention {
+		if d < time.Hour {
+			errs = append(errs, fmt.Errorf("audit retention of tenant %s must be at least 1h", t))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (c Config) retention(tenant string) time.Duration {
+	if d, ok := c.TenantRetention[tenant]; ok {
+		return d
+	}
+	return c.Retention
+}
+
+// Service is the audit service.
+type Service struct {
+	cfg   Config
+	deps  service.Deps
+	log   *slog.Logger
+	ready atomic.Bool
+
+	stream jetstream.Stream
+	heads  jetstream.KeyValue
+	idx    *index
+
+	mu      sync.Mutex
+	locks   map[string]*sync.Mutex // one appender per tenant in this process
+	headsMu sync.Mutex
+	cache   map[string]cachedHead
+}
+
+// New builds the service; Run provisions and starts it.
+func New(cfg Config, deps service.Deps) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.JS == nil {
+		return nil, errors.New("audit: deps.JS is nil")
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Service{cfg: cfg, deps: deps, log: deps.Logger, idx: newIndex(),
+		locks: map[string]*sync.Mutex{}, cache: map[string]cachedHead{}}, nil
+}
+
+// Name implements service.Service.
+func (s *Service) Name() string { return "audit" }
+
+// Ready is nil once the AUDIT stream and heads bucket exist and the index
+// has caught up with the stream as it was at start.
+func (s *Service) Ready() error {
+	if !s.ready.Load() {
+		return errors.New("audit: not provisioned yet")
+	}
+	return nil
+}
+
+// Run ensures AUDIT and audit-heads, rebuilds the index, and consumes the
+// four inputs until ctx is cancelled.
+func (s *Service) Run(ctx context.Context) error {
+	js := s.deps.JS
+	if err := bus.EnsureStreams(ctx, js, contract.AuditStream(s.deps.Topology)); err != nil {
+		return err
+	}
+	st, err := js.Stream(ctx, contract.StreamAudit)
+	if err != nil {
+		return fmt.Errorf("audit: open stream: %w", err)
+	}
+	s.stream = st
+	if s.heads, err = bus.EnsureBucket(ctx, js, contract.Bucket(contract.BucketAuditHeads, s.deps.Topology)); err != nil {
+		return err
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("audit: stream info: %w", err)
+	}
+	caughtUp := make(chan struct{})
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.follow(gctx, info.State.LastSeq, caughtUp) })
+	select {
+	case <-caughtUp:
+	case <-gctx.Done():
+		return g.Wait()
+	}
+	s.ready.Store(true)
+	s.log.InfoContext(ctx, "audit index rebuilt", "records", info.State.Msgs)
+
+	handlers := map[string]bus.Handler{
+		contract.StreamEvents:        s.handleEvent,
+		contract.StreamNotifications: s.handleNotification,
+		contract.StreamAttempts:      s.handleAttempt,
+		contract.StreamChanges:       s.handleChange,
+	}
+	for stream, cfg := range contract.AuditConsumers() {
+		h := handlers[stream]
+		g.Go(func() error {
+			c, err := bus.EnsureConsumer(gctx, js, stream, cfg)
+			if err != nil {
+				if gctx.Err() != nil {
+					return nil
+				}
+				return err
+			}
+			return bus.Consume(gctx, c, h, bus.ConsumeOptions{Consumer: cfg.Durable, Logger: s.log})
+		})
+	}
+	g.Go(func() error { s.purgeLoop(gctx); return nil })
+	err = g.Wait()
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// follow indexes every AUDIT record, from the first, and closes caughtUp
+// once it has seen startSeq.
+func (s *Service) follow(ctx context.Context, startSeq uint64, caughtUp chan struct{}) error {
+	var once sync.Once
+	done := func() { once.Do(func() { close(caughtUp) }) }
+	if startSeq == 0 {
+		done()
+	}
+	c, err := s.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
+	if err != nil {
+		return fmt.Errorf("audit: follow AUDIT: %w", err)
+	}
+	it, err := c.Messages()
+	if err != nil {
+		return fmt.Errorf("audit: follow AUDIT: %w", err)
+	}
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return nil
+			}
+			s.log.WarnContext(ctx, "audit follow failed; retrying", "error", err)
+			continue
+		}
+		meta, err := msg.Metadata()
+		if err != nil {
+			continue
+		}
+		if err := s.idx.add(meta.Sequence.Stream, msg.Data()); err != nil {
+			s.log.WarnContext(ctx, "unindexable audit record", "seq", meta.Sequence.Stream, "error", err)
+		}
+		if meta.Sequence.Stream >= startSeq || meta.NumPending == 0 {
+			done()
+		}
+	}
+}
+
+func (s *Service) tenantLock(tenant string) *sync.Mutex {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l, ok := s.locks[tenant]
+	if !ok {
+		l = &sync.Mutex{}
+		s.locks[tenant] = l
+	}
+	return l
+}
+
+func sourceKey(stream string, seq uint64) string { return stream + ":" + strconv.FormatUint(seq, 10) }

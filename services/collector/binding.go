@@ -1,0 +1,166 @@
+package collector
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/cloudevents/sdk-go/v2/types"
+
+	"github.com/heraldhq/herald/pkg/problem"
+)
+
+// Media types of the CloudEvents HTTP binding's structured and batch modes.
+const (
+	mediaStructured = "application/cloudevents+json"
+	mediaBatch      = "application/cloudevents-batch+json"
+)
+
+// item is one event of a request on its way through validation and
+// publishing. err is set when the event is rejected.
+type item struct {
+	ev      event.Event
+	pointer string // prefix of the event in the request body: "" or "/3"
+	err     *problem.FieldError
+}
+
+func rejectItem(pointer, field, detail string) item {
+	return item{pointer: pointer, err: &problem.FieldError{Pointer: pointer + field, Detail: detail}}
+}
+
+// decodeHTTP reads a request body in any of the three content modes. Batch
+// elements that do not parse become rejected items; a body that cannot be
+// read as a whole is a problem.
+func decodeHTTP(h http.Header, body []byte, maxBatch int) ([]item, bool, *problem.Problem) {
+	media, _, _ := mime.ParseMediaType(h.Get("Content-Type"))
+	switch {
+	case media == mediaBatch:
+		items, p := decodeBatch(body, maxBatch)
+		return items, true, p
+	case media == mediaStructured:
+		var e event.Event
+		if err := json.Unmarshal(body, &e); err != nil {
+			return nil, false, problem.Invalid("the body is not a structured CloudEvent", problem.FieldError{Pointer: "", Detail: err.Error()})
+		}
+		return []item{{ev: e}}, false, nil
+	case len(h.Values("Ce-Specversion")) > 0:
+		e, err := decodeBinary(h, body)
+		if err != nil {
+			var fe *fieldErr
+			if errors.As(err, &fe) {
+				return nil, false, problem.Invalid("invalid binary-mode CloudEvent header", problem.FieldError{Pointer: "header:" + fe.field, Detail: fe.detail})
+			}
+			return nil, false, problem.Invalid(err.Error())
+		}
+		return []item{{ev: e}}, false, nil
+	}
+	p := problem.New(http.StatusUnsupportedMediaType, "send a CloudEvent: Content-Type "+mediaStructured+" (structured), "+mediaBatch+" (batch), or ce-specversion and ce-* headers (binary)")
+	return nil, false, p
+}
+
+func decodeBatch(body []byte, maxBatch int) ([]item, *problem.Problem) {
+	var raws []json.RawMessage
+	if err := json.Unmarshal(body, &raws); err != nil {
+		return nil, problem.Invalid("a batch is a JSON array of structured CloudEvents", problem.FieldError{Pointer: "", Detail: err.Error()})
+	}
+	if len(raws) == 0 {
+		return nil, problem.Invalid("the batch is empty", problem.FieldError{Pointer: "", Detail: "want at least one event"})
+	}
+	if len(raws) > maxBatch {
+		return nil, problem.New(http.StatusRequestEntityTooLarge, fmt.Sprintf("the batch has %d events; at most %d are allowed per request", len(raws), maxBatch))
+	}
+	items := make([]item, len(raws))
+	for i, raw := range raws {
+		ptr := fmt.Sprintf("/%d", i)
+		var e event.Event
+		if err := json.Unmarshal(raw, &e); err != nil {
+			items[i] = rejectItem(ptr, "", "not a structured CloudEvent: "+err.Error())
+			continue
+		}
+		items[i] = item{ev: e, pointer: ptr}
+	}
+	return items, nil
+}
+
+// fieldErr names the header that made a binary-mode event unreadable.
+type fieldErr struct{ field, detail string }
+
+func (e *fieldErr) Error() string { return e.field + ": " + e.detail }
+
+// decodeBinary reads a binary-mode CloudEvent: attributes in ce- headers,
+// percent-decoded as the HTTP binding (3.1.3.2) says and required to be
+// UTF-8, data in the body with its Content-Type. Errors are *fieldErr.
+func decodeBinary(h http.Header, body []byte) (event.Event, error) {
+	e := event.New()
+	for name, values := range h {
+		lname := strings.ToLower(name)
+		attr, ok := strings.CutPrefix(lname, "ce-")
+		if !ok {
+			continue
+		}
+		if len(values) != 1 {
+			return e, &fieldErr{lname, "the header is repeated; an attribute has one value"}
+		}
+		v, err := url.PathUnescape(values[0])
+		if err != nil {
+			return e, &fieldErr{lname, "invalid percent-encoding: " + err.Error()}
+		}
+		if !utf8.ValidString(v) {
+			return e, &fieldErr{lname, "the percent-decoded value is not UTF-8"}
+		}
+		if err := setAttribute(&e, attr, v); err != nil {
+			return e, &fieldErr{lname, err.Error()}
+		}
+	}
+	if ct := h.Get("Content-Type"); ct != "" {
+		e.SetDataContentType(ct)
+	}
+	if len(body) > 0 {
+		e.DataEncoded = body
+	}
+	return e, nil
+}
+
+func setAttribute(e *event.Event, attr, v string) error {
+	switch attr {
+	case "specversion":
+		if v != event.CloudEventsVersionV1 {
+			return fmt.Errorf("unsupported spec version %q: want 1.0", v)
+		}
+	case "id":
+		e.SetID(v)
+	case "source":
+		if _, err := url.Parse(v); err != nil {
+			return errors.New("not a URI-reference")
+		}
+		e.SetSource(v)
+	case "type":
+		e.SetType(v)
+	case "subject":
+		e.SetSubject(v)
+	case "time":
+		t, err := types.ParseTime(v)
+		if err != nil {
+			return fmt.Errorf("not an RFC 3339 time: %q", v)
+		}
+		e.SetTime(t)
+	case "dataschema":
+		if _, err := url.Parse(v); err != nil {
+			return errors.New("not a URI")
+		}
+		e.SetDataSchema(v)
+	case "datacontenttype":
+		return errors.New("send the data's media type as Content-Type, not ce-datacontenttype")
+	default:
+		if err := e.Context.SetExtension(attr, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}

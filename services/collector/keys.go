@@ -1,0 +1,95 @@
+package collector
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/heraldhq/herald/pkg/apiauth"
+	"github.com/heraldhq/herald/pkg/apikey"
+	"github.com/heraldhq/herald/pkg/problem"
+)
+
+// keyView is a key as the API shows it; Key is set only in the answer to
+// its creation.
+type keyView struct {
+	ID        string    `json:"id"`
+	Tenant    string    `json:"tenant"`
+	Name      string    `json:"name,omitempty"`
+	Key       string    `json:"key,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	CreatedBy string    `json:"created_by"`
+}
+
+func viewOf(r apikey.Record) keyView {
+	return keyView{ID: r.ID, Tenant: r.Tenant, Name: r.Name, CreatedAt: r.CreatedAt, CreatedBy: r.CreatedBy}
+}
+
+func (s *Service) handleCreateKey(w http.ResponseWriter, r *http.Request) {
+	t, p := s.lookupTenant(r.Context(), r.PathValue("tenant"))
+	if p != nil {
+		problem.Write(w, r, p)
+		return
+	}
+	var in struct {
+		Name string `json:"name"`
+	}
+	body, p := s.readBody(w, r)
+	if p != nil {
+		problem.Write(w, r, p)
+		return
+	}
+	if len(body) > 0 {
+		if err := json.Unmarshal(body, &in); err != nil {
+			problem.Write(w, r, problem.Invalid("the body is not JSON", problem.FieldError{Pointer: "", Detail: err.Error()}))
+			return
+		}
+	}
+	if len(in.Name) > 128 {
+		problem.Write(w, r, problem.Invalid("name too long", problem.FieldError{Pointer: "/name", Detail: "at most 128 characters"}))
+		return
+	}
+	pr, _ := apiauth.FromContext(r.Context())
+	rec, key, err := s.keys.Load().Create(r.Context(), t.ID, in.Name, pr.Actor)
+	if err != nil {
+		s.log.WarnContext(r.Context(), "create api key", "tenant", t.ID, "error", err)
+		problem.Write(w, r, unavailable("could not store the key"))
+		return
+	}
+	v := viewOf(rec)
+	v.Key = key
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusCreated)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func (s *Service) handleListKeys(w http.ResponseWriter, r *http.Request) {
+	recs, err := s.keys.Load().List(r.Context(), r.PathValue("tenant"))
+	if err != nil {
+		problem.Write(w, r, unavailable("could not list keys"))
+		return
+	}
+	out := struct {
+		Keys []keyView `json:"keys"`
+	}{Keys: []keyView{}}
+	for _, rec := range recs {
+		out.Keys = append(out.Keys, viewOf(rec))
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(out)
+}
+
+func (s *Service) handleRevokeKey(w http.ResponseWriter, r *http.Request) {
+	err := s.keys.Load().Revoke(r.Context(), r.PathValue("tenant"), r.PathValue("id"))
+	switch {
+	case errors.Is(err, apikey.ErrNotFound):
+		problem.Write(w, r, problem.New(http.StatusNotFound, "no such key for this tenant"))
+	case err != nil:
+		problem.Write(w, r, unavailable("could not revoke the key"))
+	default:
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+

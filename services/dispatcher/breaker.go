@@ -1,0 +1,119 @@
+package dispatcher
+
+import (
+	"math"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/heraldhq/herald/pkg/subscription"
+)
+
+// breakers hold one circuit breaker per endpoint host: after `failures`
+// consecutive failures the endpoint is left alone for `cooldown`; then one
+// more failure re-opens it at once (half-open), one success closes it.
+type breakers struct {
+	mu       sync.Mutex
+	failures int
+	cooldown time.Duration
+	m        map[string]*breaker
+	slots    map[string]chan struct{}
+}
+
+type breaker struct {
+	streak    int
+	openUntil time.Time
+}
+
+func newBreakers(failures int, cooldown time.Duration) *breakers {
+	return &breakers{failures: failures, cooldown: cooldown, m: map[string]*breaker{}, slots: map[string]chan struct{}{}}
+}
+
+// openUntil returns the time the host's breaker closes, or zero when closed.
+func (b *breakers) openUntil(host string, now time.Time) time.Time {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if br := b.m[host]; br != nil && now.Before(br.openUntil) {
+		return br.openUntil
+	}
+	return time.Time{}
+}
+
+func (b *breakers) record(host string, ok bool, now time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	br := b.m[host]
+	if ok {
+		delete(b.m, host)
+		return
+	}
+	if br == nil {
+		br = &breaker{}
+		b.m[host] = br
+	}
+	br.streak++
+	if br.streak >= b.failures {
+		br.openUntil = now.Add(b.cooldown)
+		br.streak = b.failures - 1 // half-open after the cooldown
+	}
+}
+
+// open counts the open breakers, for metrics and tests.
+func (b *breakers) open(now time.Time) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := 0
+	for _, br := range b.m {
+		if now.Before(br.openUntil) {
+			n++
+		}
+	}
+	return n
+}
+
+// acquire takes one of the host's concurrency slots without waiting; a
+// worker never blocks on a slow endpoint, it hands the pair back instead.
+func (b *breakers) acquire(host string, limit int) (release func(), ok bool) {
+	b.mu.Lock()
+	ch := b.slots[host]
+	if ch == nil {
+		ch = make(chan struct{}, limit)
+		b.slots[host] = ch
+	}
+	b.mu.Unlock()
+	select {
+	case ch <- struct{}{}:
+		return func() { <-ch }, true
+	default:
+		return nil, false
+	}
+}
+
+// limiters enforce each subscription's rate limit (requests per second).
+type limiters struct {
+	mu sync.Mutex
+	m  map[string]*rate.Limiter
+}
+
+func newLimiters() *limiters { return &limiters{m: map[string]*rate.Limiter{}} }
+
+// reserve returns how long the next request to sub must wait (zero when
+// the subscription has no limit) and a func that gives the token back when
+// the caller reschedules instead of waiting.
+func (l *limiters) reserve(sub subscription.Subscription, now time.Time) (time.Duration, func()) {
+	if sub.RateLimit <= 0 {
+		return 0, func() {}
+	}
+	key := subscription.Key(sub.Tenant, sub.ID)
+	l.mu.Lock()
+	lim := l.m[key]
+	burst := max(1, int(math.Ceil(sub.RateLimit)))
+	if lim == nil || lim.Limit() != rate.Limit(sub.RateLimit) {
+		lim = rate.NewLimiter(rate.Limit(sub.RateLimit), burst)
+		l.m[key] = lim
+	}
+	l.mu.Unlock()
+	r := lim.ReserveN(now, 1)
+	return r.DelayFrom(now), func() { r.CancelAt(now) }
+}

@@ -1,0 +1,127 @@
+package dispatcher
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/heraldhq/herald/pkg/bus"
+	"github.com/heraldhq/herald/pkg/contract"
+	"github.com/heraldhq/herald/pkg/subscription"
+)
+
+// Notification types the dispatcher emits.
+const (
+	typeSubscriptionDisabled = "subscription.disabled"
+	typeEndpointDisabled     = "endpoint.disabled"
+)
+
+// endpointHealth is a subscription's failure streak in endpoint-health.
+type endpointHealth struct {
+	FailingSince time.Time `json:"failing_since"`
+	LastFailure  time.Time `json:"last_failure"`
+}
+
+func healthKey(sub subscription.Subscription) string {
+	h := sha256.Sum256([]byte(subscription.Key(sub.Tenant, sub.ID)))
+	return hex.EncodeToString(h[:16])
+}
+
+// noteFailure starts or extends the subscription's failure streak and
+// reports whether it has lasted DisableAfter.
+func (s *Service) noteFailure(ctx context.Context, sub subscription.Subscription, now time.Time) (bool, error) {
+	key := healthKey(sub)
+	e, err := s.health.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		b, _ := json.Marshal(endpointHealth{FailingSince: now.UTC(), LastFailure: now.UTC()})
+		_, err := s.health.Create(ctx, key, b)
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			err = nil
+		}
+		return false, err
+	}
+	if err != nil {
+		return false, err
+	}
+	var h endpointHealth
+	if err := json.Unmarshal(e.Value(), &h); err != nil {
+		return false, err
+	}
+	h.LastFailure = now.UTC()
+	b, _ := json.Marshal(h)
+	_, _ = s.health.Update(ctx, key, b, e.Revision()) // losing this race changes nothing
+	return now.Sub(h.FailingSince) >= s.cfg.DisableAfter, nil
+}
+
+// clearHealth ends the subscription's failure streak after a success.
+func (s *Service) clearHealth(ctx context.Context, sub subscription.Subscription) {
+	key := healthKey(sub)
+	if _, err := s.health.Get(ctx, key); err == nil {
+		_ = s.health.Delete(ctx, key)
+	}
+}
+
+// disable sets the subscription's status to disabled with a CAS on its
+// record, keeping every field the registry wrote, and emits a notification
+// of notifType to the subscription's tenant. Only the instance whose CAS
+// disabled it emits the notification.
+func (s *Service) disable(ctx context.Context, sub subscription.Subscription, reason, notifType string) error {
+	key := subscription.Key(sub.Tenant, sub.ID)
+	for range 5 {
+		e, err := s.subs.Get(ctx, key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read subscription: %w", err)
+		}
+		var rec map[string]json.RawMessage
+		if err := json.Unmarshal(e.Value(), &rec); err != nil {
+			return bus.Permanent(err)
+		}
+		var status string
+		_ = json.Unmarshal(rec["status"], &status)
+		if status == subscription.StatusDisabled {
+			return nil
+		}
+		now := time.Now().UTC()
+		rec["status"], _ = json.Marshal(subscription.StatusDisabled)
+		rec["status_reason"], _ = json.Marshal(reason)
+		rec["updated_at"], _ = json.Marshal(now)
+		b, _ := json.Marshal(rec)
+		rev, err := s.subs.Update(ctx, key, b, e.Revision())
+		if isWrongSequence(err) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("disable subscription: %w", err)
+		}
+		return s.notify(ctx, sub, notifType, reason, rev, now)
+	}
+	return errors.New("disable subscription: too many concurrent updates")
+}
+
+func (s *Service) notify(ctx context.Context, sub subscription.Subscription, notifType, reason string, rev uint64, at time.Time) error {
+	id := fmt.Sprintf("%s-%s-%s-%d", notifType, sub.Tenant, sub.ID, rev)
+	e := event.New()
+	e.SetID(id)
+	e.SetSource(eventSource)
+	e.SetType(notifType)
+	e.SetSubject(sub.ID)
+	e.SetTime(at)
+	e.SetExtension("tenant", sub.Tenant)
+	if err := e.SetData(event.ApplicationJSON, map[string]any{
+		"tenant": sub.Tenant, "subscriptionId": sub.ID, "url": redactURL(sub.URL), "reason": reason, "disabledAt": at,
+	}); err != nil {
+		return bus.Permanent(err)
+	}
+	_, err := bus.PublishEvent(ctx, s.js, contract.NotificationSubject(sub.Tenant, notifType), id, e)
+	return err
+}

@@ -1,0 +1,92 @@
+package dispatcher
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/heraldhq/herald/pkg/bus"
+	"github.com/heraldhq/herald/pkg/cenats"
+	"github.com/heraldhq/herald/pkg/contract"
+	"github.com/heraldhq/herald/pkg/payload"
+)
+
+// eventSource is the CloudEvent source of what the dispatcher publishes.
+const eventSource = "herald/dispatcher"
+
+// handlePlan fans one notification out to its matching subscriptions. It
+// returns (and so acks) only after every DELIVERIES publish is acked; a
+// redelivered notification re-publishes the same message ids, which
+// JetStream drops as duplicates.
+func (s *Service) handlePlan(ctx context.Context, msg jetstream.Msg) error {
+	n, err := cenats.Decode(msg.Headers(), msg.Data())
+	if err != nil {
+		return bus.Permanent(err)
+	}
+	tenant, _ := n.Extensions()["tenant"].(string)
+	if tenant == "" {
+		tenant, _ = contract.TenantFromSubject(msg.Subject())
+	}
+	if err := contract.ValidateToken(tenant); err != nil {
+		return bus.Permanent(err)
+	}
+	subs := s.index.match(tenant, n.Type())
+	if len(subs) == 0 {
+		return nil
+	}
+	raw, err := json.Marshal(n)
+	if err != nil {
+		return bus.Permanent(fmt.Errorf("encode notification %s: %w", n.ID(), err))
+	}
+	// CEL filters are not evaluated yet (no evaluator in pkg/subscription):
+	// a subscription with a filter receives every notification of its types.
+	var seq uint64
+	if meta, err := msg.Metadata(); err == nil {
+		seq = meta.Sequence.Stream
+	}
+	for _, sub := range subs {
+		d := payload.Delivery{
+			Tenant: sub.Tenant, SubscriptionID: sub.ID, NotificationTenant: tenant,
+			NotificationID: n.ID(), NotificationType: n.Type(), Notification: raw, NotificationSeq: seq, Attempt: 1,
+		}
+		if err := s.publishDelivery(ctx, d, n.ID()+":"+sub.ID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// deliveryEvent wraps a pair as a herald.delivery CloudEvent.
+func deliveryEvent(d payload.Delivery, id string) (event.Event, error) {
+	e := event.New()
+	e.SetID(id)
+	e.SetSource(eventSource)
+	e.SetType(payload.TypeDelivery)
+	e.SetSubject(d.SubscriptionID)
+	e.SetExtension("tenant", d.Tenant)
+	if err := e.SetData(event.ApplicationJSON, d); err != nil {
+		return e, err
+	}
+	return e, nil
+}
+
+func (s *Service) publishDelivery(ctx context.Context, d payload.Delivery, msgID string, opts ...jetstream.PublishOpt) error {
+	e, err := deliveryEvent(d, msgID)
+	if err != nil {
+		return bus.Permanent(err)
+	}
+	subject := contract.DeliverySubject(d.Tenant, d.SubscriptionID)
+	if len(opts) > 0 {
+		// A scheduled retry: stored on the pair's schedule subject and
+		// re-published to the delivery subject when due.
+		subject = contract.DeliveryScheduleSubject(d.Tenant, d.SubscriptionID, pairKey(d.NotificationID, d.SubscriptionID))
+		opts = append(opts, jetstream.WithScheduleTarget(contract.DeliverySubject(d.Tenant, d.SubscriptionID)))
+	}
+	if _, err := bus.PublishEvent(ctx, s.js, subject, msgID, e, opts...); err != nil {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,667 @@
+package registry
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strings"
+	"text/template"
+	"time"
+	"unicode/utf8"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/heraldhq/herald/pkg/contract"
+	"github.com/heraldhq/herald/pkg/problem"
+	"github.com/heraldhq/herald/pkg/subscription"
+	"github.com/heraldhq/herald/pkg/tenancy"
+	"github.com/heraldhq/herald/pkg/urlguard"
+	"github.com/heraldhq/herald/pkg/webhook"
+)
+
+// subInput is a subscription as a caller writes it, for create (url and
+// events required) and PATCH (every member optional; a present member
+// replaces the stored one).
+type subInput struct {
+	URL                *string            `json:"url"`
+	Events             *[]string          `json:"events"`
+	Filter             *string            `json:"filter"`
+	IncludeSubaccounts *bool              `json:"include_subaccounts"`
+	Auth               *authInput         `json:"auth"`
+	Headers            *map[string]string `json:"headers"`
+	PayloadMode        *string            `json:"payload_mode"`
+	Template           *string            `json:"template"`
+	RetryPolicy        *string            `json:"retry_policy"`
+	RateLimit          *float64           `json:"rate_limit"`
+	Status             *string            `json:"status"`
+	Description        *string            `json:"description"`
+	Metadata           *map[string]string `json:"metadata"`
+	PropagateTrace     *bool              `json:"propagate_trace"`
+}
+
+// authInput replaces every auth setting at once. A secret left empty keeps
+// the stored one when the same kind of auth stays configured, so a PATCH
+// need not resend it.
+type authInput struct {
+	Type       string `json:"type"` // none, basic, bearer
+	Username   string `json:"username"`
+	Password   string `json:"password"`
+	Token      string `json:"token"`
+	Ed25519    bool   `json:"ed25519"`     // also sign with ed25519 (v1a)
+	ClientCert string `json:"client_cert"` // mTLS certificate chain, PEM
+	ClientKey  string `json:"client_key"`  // its private key, PEM
+	CACert     string `json:"ca_cert"`     // CA to trust for the endpoint, PEM
+}
+
+type subView struct {
+	ID                 string            `json:"id"`
+	Tenant             string            `json:"tenant"`
+	URL                string            `json:"url"`
+	Events             []string          `json:"events"`
+	Filter             string            `json:"filter,omitempty"`
+	IncludeSubaccounts bool              `json:"include_subaccounts"`
+	Auth               authView          `json:"auth"`
+	Headers            map[string]string `json:"headers,omitempty"`
+	PayloadMode        string            `json:"payload_mode"`
+	Template           string            `json:"template,omitempty"`
+	RetryPolicy        string            `json:"retry_policy"`
+	RateLimit          float64           `json:"rate_limit,omitempty"`
+	Status             string            `json:"status"`
+	StatusReason       string            `json:"status_reason,omitempty"`
+	Description        string            `json:"description,omitempty"`
+	Metadata           map[string]string `json:"metadata,omitempty"`
+	PropagateTrace     bool              `json:"propagate_trace"`
+	CreatedAt          string            `json:"created_at"`
+	UpdatedAt          string            `json:"updated_at"`
+}
+
+type authView struct {
+	Type             string       `json:"type"`
+	Username         string       `json:"username,omitempty"`
+	PasswordSet      bool         `json:"password_set,omitempty"`
+	TokenSet         bool         `json:"token_set,omitempty"`
+	Secrets          []secretView `json:"secrets"`
+	Ed25519PublicKey string       `json:"ed25519_public_key,omitempty"`
+	ClientCert       string       `json:"client_cert,omitempty"`
+	ClientKeySet     bool         `json:"client_key_set,omitempty"`
+	CACert           string       `json:"ca_cert,omitempty"`
+}
+
+// secretView shows that a secret exists, never its value.
+type secretView struct {
+	ID        string     `json:"id"`
+	Hint      string     `json:"hint"`
+	CreatedAt time.Time  `json:"created_at"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+}
+
+func viewSub(s subscription.Subscription) subView {
+	a := s.Auth
+	v := subView{
+		ID: s.ID, Tenant: s.Tenant, URL: s.URL, Events: s.Events, Filter: s.Filter,
+		IncludeSubaccounts: s.IncludeSubaccounts, Headers: s.Headers, PayloadMode: s.PayloadMode,
+		Template: s.Template, RetryPolicy: s.RetryPolicy, RateLimit: s.RateLimit, Status: s.Status,
+		StatusReason: s.StatusReason, Description: s.Description, Metadata: s.Metadata,
+		PropagateTrace: s.PropagateTrace,
+		CreatedAt:      s.CreatedAt.UTC().Format(timeFormat), UpdatedAt: s.UpdatedAt.UTC().Format(timeFormat),
+		Auth: authView{
+			Type: a.Type, Username: a.Username, PasswordSet: a.PasswordSealed != "", TokenSet: a.TokenSealed != "",
+			Ed25519PublicKey: a.Ed25519Public, ClientCert: a.ClientCertPEM, ClientKeySet: a.ClientKeySealed != "",
+			CACert: a.CACertPEM, Secrets: []secretView{},
+		},
+	}
+	for _, sec := range a.Secrets {
+		v.Auth.Secrets = append(v.Auth.Secrets, secretView{ID: sec.ID, Hint: webhook.SecretPrefix + "…", CreatedAt: sec.CreatedAt, ExpiresAt: sec.ExpiresAt})
+	}
+	return v
+}
+
+var headerNameRE = regexp.MustCompile("^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$")
+
+// reservedHeaders are set by Herald (signature, CloudEvents, transport,
+// tracing) and may not be overridden by a tenant.
+var reservedHeaders = map[string]bool{
+	"content-type": true, "content-length": true, "content-encoding": true, "host": true,
+	"authorization": true, "proxy-authorization": true, "traceparent": true, "tracestate": true,
+	"baggage": true, "user-agent": true, "connection": true, "keep-alive": true, "te": true,
+	"trailer": true, "transfer-encoding": true, "upgrade": true, "expect": true, "cookie": true,
+}
+
+func reservedHeader(name string) bool {
+	n := strings.ToLower(name)
+	return reservedHeaders[n] || strings.HasPrefix(n, "webhook-") || strings.HasPrefix(n, "ce-") ||
+		strings.HasPrefix(n, "x-forwarded-") || strings.HasPrefix(n, "proxy-")
+}
+
+const (
+	maxEvents      = 50
+	maxHeaders     = 20
+	maxMetadata    = 50
+	maxTemplate    = 16 << 10
+	maxDescription = 1000
+	maxURL         = 2048
+	maxRateLimit   = 10000
+)
+
+// apply merges in onto sub (a zero Subscription on create) and validates the
+// result, adding every problem to errs. Secrets in in are sealed.
+func (s *Service) apply(ctx context.Context, in subInput, sub *subscription.Subscription, create bool, errs *fieldErrors) {
+	if in.URL != nil {
+		u := strings.TrimSpace(*in.URL)
+		switch {
+		case u == "":
+			errs.add("/url", "required")
+		case len(u) > maxURL:
+			errs.add("/url", "longer than %d bytes", maxURL)
+		default:
+			if err := urlguard.CheckURL(ctx, u, s.policy); err != nil {
+				errs.add("/url", "%s", err.Error())
+			}
+		}
+		sub.URL = u
+	} else if create {
+		errs.add("/url", "required")
+	}
+	if in.Events != nil {
+		sub.Events = *in.Events
+		switch n := len(sub.Events); {
+		case n == 0:
+			errs.add("/events", "at least one event type or pattern is required")
+		case n > maxEvents:
+			errs.add("/events", "at most %d entries", maxEvents)
+		}
+		for i, e := range sub.Events {
+			if !validPattern(e) {
+				errs.add(fmt.Sprintf("/events/%d", i), `want an event type ("alert.opened"), a prefix pattern ("alert.*") or "*"`)
+			}
+		}
+	} else if create {
+		errs.add("/events", "required")
+	}
+	if in.Filter != nil {
+		sub.Filter = strings.TrimSpace(*in.Filter)
+		if sub.Filter != "" {
+			if _, err := subscription.CompileFilter(sub.Filter); err != nil {
+				var fe *subscription.FilterError
+				if errors.As(err, &fe) {
+					errs.add("/filter", "line %d, column %d: %s", fe.Line, fe.Column, fe.Message)
+				} else {
+					errs.add("/filter", "%s", err.Error())
+				}
+			}
+		}
+	}
+	if in.IncludeSubaccounts != nil {
+		sub.IncludeSubaccounts = *in.IncludeSubaccounts
+	}
+	if in.Headers != nil {
+		sub.Headers = *in.Headers
+		if len(sub.Headers) > maxHeaders {
+			errs.add("/headers", "at most %d headers", maxHeaders)
+		}
+		for k, v := range sub.Headers {
+			ptr := "/headers/" + escapePointer(k)
+			switch {
+			case !headerNameRE.MatchString(k):
+				errs.add(ptr, "not a valid header name")
+			case reservedHeader(k):
+				errs.add(ptr, "reserved header: Herald sets it")
+			case strings.ContainsAny(v, "\r\n\x00") || len(v) > 1024:
+				errs.add(ptr, "the value must be one line of at most 1024 bytes")
+			}
+		}
+		if len(sub.Headers) == 0 {
+			sub.Headers = nil
+		}
+	}
+	if in.PayloadMode != nil {
+		sub.PayloadMode = *in.PayloadMode
+	}
+	if sub.PayloadMode == "" {
+		sub.PayloadMode = subscription.PayloadStructured
+	}
+	if in.Template != nil {
+		sub.Template = *in.Template
+	}
+	switch sub.PayloadMode {
+	case subscription.PayloadStructured, subscription.PayloadBinary:
+		if in.Template != nil && sub.Template != "" {
+			errs.add("/template", "only with payload_mode template")
+		}
+		sub.Template = ""
+	case subscription.PayloadTemplate:
+		switch {
+		case sub.Template == "":
+			errs.add("/template", "required with payload_mode template")
+		case len(sub.Template) > maxTemplate:
+			errs.add("/template", "longer than %d bytes", maxTemplate)
+		default:
+			if _, err := template.New("body").Option("missingkey=zero").Parse(sub.Template); err != nil {
+				errs.add("/template", "%s", strings.TrimPrefix(err.Error(), "template: "))
+			}
+		}
+	default:
+		errs.add("/payload_mode", "want structured, binary or template")
+	}
+	if in.RetryPolicy != nil {
+		sub.RetryPolicy = *in.RetryPolicy
+	}
+	if sub.RetryPolicy == "" {
+		sub.RetryPolicy = subscription.RetryDefault
+	}
+	if sub.RetryPolicy != subscription.RetryDefault && sub.RetryPolicy != subscription.RetrySingle {
+		errs.add("/retry_policy", "want default or single")
+	}
+	if in.RateLimit != nil {
+		sub.RateLimit = *in.RateLimit
+		if sub.RateLimit < 0 || sub.RateLimit > maxRateLimit {
+			errs.add("/rate_limit", "want 0 (unlimited) to %d requests per second", maxRateLimit)
+		}
+	}
+	if in.Status != nil {
+		if *in.Status != subscription.StatusEnabled && *in.Status != subscription.StatusPaused {
+			errs.add("/status", "want enabled or paused")
+		} else if *in.Status != sub.Status {
+			sub.Status, sub.StatusReason = *in.Status, ""
+		}
+	}
+	if sub.Status == "" {
+		sub.Status = subscription.StatusEnabled
+	}
+	if in.Description != nil {
+		sub.Description = *in.Description
+		if utf8.RuneCountInString(sub.Description) > maxDescription {
+			errs.add("/description", "at most %d characters", maxDescription)
+		}
+	}
+	if in.Metadata != nil {
+		sub.Metadata = *in.Metadata
+		if len(sub.Metadata) > maxMetadata {
+			errs.add("/metadata", "at most %d entries", maxMetadata)
+		}
+		for k, v := range sub.Metadata {
+			if k == "" || len(k) > 64 || len(v) > 512 {
+				errs.add("/metadata/"+escapePointer(k), "keys 1-64 bytes, values at most 512 bytes")
+			}
+		}
+		if len(sub.Metadata) == 0 {
+			sub.Metadata = nil
+		}
+	}
+	if in.PropagateTrace != nil {
+		sub.PropagateTrace = *in.PropagateTrace
+	}
+	if in.Auth != nil {
+		s.applyAuth(*in.Auth, &sub.Auth, errs)
+	} else if create {
+		sub.Auth.Type = subscription.AuthNone
+	}
+}
+
+func (s *Service) applyAuth(in authInput, a *subscription.Auth, errs *fieldErrors) {
+	old := *a
+	next := subscription.Auth{Secrets: old.Secrets, Type: in.Type}
+	if next.Type == "" {
+		next.Type = subscription.AuthNone
+	}
+	switch next.Type {
+	case subscription.AuthNone:
+		if in.Username != "" || in.Password != "" || in.Token != "" {
+			errs.add("/auth/type", "set basic or bearer to send credentials")
+		}
+	case subscription.AuthBasic:
+		next.Username = in.Username
+		if in.Username == "" || strings.ContainsAny(in.Username, ":\r\n") {
+			errs.add("/auth/username", "required with basic auth, without ':'")
+		}
+		switch {
+		case in.Password != "":
+			next.PasswordSealed = s.keys.Seal(in.Password)
+		case old.Type == subscription.AuthBasic && old.PasswordSealed != "":
+			next.PasswordSealed = old.PasswordSealed
+		default:
+			errs.add("/auth/password", "required with basic auth")
+		}
+		if in.Token != "" {
+			errs.add("/auth/token", "only with bearer auth")
+		}
+	case subscription.AuthBearer:
+		switch {
+		case in.Token != "":
+			if strings.ContainsAny(in.Token, "\r\n ") {
+				errs.add("/auth/token", "must be one word")
+			}
+			next.TokenSealed = s.keys.Seal(in.Token)
+		case old.Type == subscription.AuthBearer && old.TokenSealed != "":
+			next.TokenSealed = old.TokenSealed
+		default:
+			errs.add("/auth/token", "required with bearer auth")
+		}
+		if in.Username != "" || in.Password != "" {
+			errs.add("/auth/username", "only with basic auth")
+		}
+	default:
+		errs.add("/auth/type", "want none, basic or bearer")
+	}
+	if in.Ed25519 {
+		if old.Ed25519KeySealed != "" {
+			next.Ed25519KeySealed, next.Ed25519Public = old.Ed25519KeySealed, old.Ed25519Public
+		} else {
+			priv, pub := webhook.NewKeyPair()
+			next.Ed25519KeySealed, next.Ed25519Public = s.keys.Seal(priv), pub
+		}
+	}
+	if in.ClientCert != "" || in.ClientKey != "" {
+		key := in.ClientKey
+		if key == "" && in.ClientCert == old.ClientCertPEM && old.ClientKeySealed != "" {
+			if k, err := s.keys.Open(old.ClientKeySealed); err == nil {
+				key = k
+			}
+		}
+		switch {
+		case in.ClientCert == "":
+			errs.add("/auth/client_cert", "required with client_key")
+		case key == "":
+			errs.add("/auth/client_key", "required with client_cert")
+		default:
+			if _, err := tls.X509KeyPair([]byte(in.ClientCert), []byte(key)); err != nil {
+				// The tls error names only PEM structure, never key bytes.
+				errs.add("/auth/client_cert", "certificate and key do not form a valid pair: %s", err.Error())
+			} else {
+				next.ClientCertPEM, next.ClientKeySealed = in.ClientCert, s.keys.Seal(key)
+			}
+		}
+	}
+	if in.CACert != "" {
+		if !x509.NewCertPool().AppendCertsFromPEM([]byte(in.CACert)) {
+			errs.add("/auth/ca_cert", "holds no PEM certificate")
+		}
+		next.CACertPEM = in.CACert
+	}
+	*a = next
+}
+
+func validPattern(p string) bool {
+	if p == "*" {
+		return true
+	}
+	return contract.ValidateType(strings.TrimSuffix(p, ".*")) == nil
+}
+
+func escapePointer(s string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(s, "~", "~0"), "/", "~1")
+}
+
+// newSecret makes an HMAC secret record and returns it with the plaintext.
+func (s *Service) newSecret() (subscription.Secret, string) {
+	plain := webhook.NewSecret()
+	return subscription.Secret{ID: newID("sec"), Sealed: s.keys.Seal(plain), CreatedAt: s.now().UTC()}, plain
+}
+
+// quota is the tenant's own limit, or the operator's default.
+func (s *Service) quota(t tenancy.Tenant) int {
+	if t.Settings.SubscriptionQuota > 0 {
+		return t.Settings.SubscriptionQuota
+	}
+	return s.cfg.SubscriptionQuota
+}
+
+func (s *Service) createSubscription(w http.ResponseWriter, r *http.Request) {
+	t, _, ok := s.tenantFor(w, r)
+	if !ok {
+		return
+	}
+	var in subInput
+	if p := decodeJSON(w, r, &in); p != nil {
+		problem.Write(w, r, p)
+		return
+	}
+	now := s.now().UTC()
+	sub := subscription.Subscription{ID: newID("sub"), Tenant: t.ID, CreatedAt: now, UpdatedAt: now}
+	var errs fieldErrors
+	s.apply(r.Context(), in, &sub, true, &errs)
+	if p := errs.problem(); p != nil {
+		problem.Write(w, r, p)
+		return
+	}
+	keys, err := listKeys(r.Context(), s.subKV(), t.ID+".*")
+	if err != nil {
+		internalError(w, r, s, "count subscriptions", err)
+		return
+	}
+	// Two concurrent creates on two instances may both pass this count;
+	// the quota is a guard against runaway use, not a billing boundary.
+	if limit := s.quota(t); len(keys) >= limit {
+		p := problem.New(http.StatusConflict, fmt.Sprintf("subscription quota reached: tenant %s may have at most %d subscriptions", t.ID, limit))
+		p.Type = "https://herald.dev/problems/quota-exceeded"
+		problem.Write(w, r, p)
+		return
+	}
+	sec, plain := s.newSecret()
+	sub.Auth.Secrets = []subscription.Secret{sec}
+	raw, _ := json.Marshal(sub)
+	if _, err := s.subKV().Create(r.Context(), subscription.Key(t.ID, sub.ID), raw); err != nil {
+		internalError(w, r, s, "store subscription", err)
+		return
+	}
+	v := viewSub(sub)
+	s.recordChange(r.Context(), t.ID, "subscription", sub.ID, "created", nil, v)
+	s.log.InfoContext(r.Context(), "subscription created", "tenant", t.ID, "subscription_id", sub.ID)
+	w.Header().Set("Location", "/v1/tenants/"+t.ID+"/subscriptions/"+sub.ID)
+	writeJSON(w, http.StatusCreated, struct {
+		subView
+		Secret string `json:"secret"`
+	}{v, plain})
+}
+
+func (s *Service) loadSub(ctx context.Context, tenant, id string) (subscription.Subscription, uint64, error) {
+	var sub subscription.Subscription
+	if contract.ValidateToken(id) != nil {
+		return sub, 0, errNotFound
+	}
+	e, err := s.subKV().Get(ctx, subscription.Key(tenant, id))
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		return sub, 0, errNotFound
+	}
+	if err != nil {
+		return sub, 0, err
+	}
+	if err := json.Unmarshal(e.Value(), &sub); err != nil {
+		return sub, 0, fmt.Errorf("decode subscription %s: %w", id, err)
+	}
+	return sub, e.Revision(), nil
+}
+
+// subFor authorises and loads the path's subscription, writing 403/404.
+func (s *Service) subFor(w http.ResponseWriter, r *http.Request) (subscription.Subscription, uint64, bool) {
+	t, _, ok := s.tenantFor(w, r)
+	if !ok {
+		return subscription.Subscription{}, 0, false
+	}
+	id := r.PathValue("id")
+	sub, rev, err := s.loadSub(r.Context(), t.ID, id)
+	if errors.Is(err, errNotFound) {
+		problem.Write(w, r, problem.New(http.StatusNotFound, "subscription "+id+" does not exist"))
+		return sub, 0, false
+	}
+	if err != nil {
+		internalError(w, r, s, "read subscription", err)
+		return sub, 0, false
+	}
+	return sub, rev, true
+}
+
+func (s *Service) getSubscription(w http.ResponseWriter, r *http.Request) {
+	if sub, _, ok := s.subFor(w, r); ok {
+		writeJSON(w, http.StatusOK, viewSub(sub))
+	}
+}
+
+// listSubscriptions pages through a tenant's subscriptions, filtered by
+// ?status= and ?event= (subscriptions whose patterns match that type).
+func (s *Service) listSubscriptions(w http.ResponseWriter, r *http.Request) {
+	t, _, ok := s.tenantFor(w, r)
+	if !ok {
+		return
+	}
+	pg, p := readPage(r)
+	if p != nil {
+		problem.Write(w, r, p)
+		return
+	}
+	status, ev := r.URL.Query().Get("status"), r.URL.Query().Get("event")
+	keys, err := listKeys(r.Context(), s.subKV(), t.ID+".*")
+	if err != nil {
+		internalError(w, r, s, "list subscriptions", err)
+		return
+	}
+	out := listPage[subView]{Items: []subView{}}
+	byKey := map[string]subscription.Subscription{}
+	var match []string
+	for _, k := range keys {
+		sub, _, err := s.loadSub(r.Context(), t.ID, strings.TrimPrefix(k, t.ID+"."))
+		if err != nil {
+			continue
+		}
+		if (status != "" && sub.Status != status) || (ev != "" && !sub.MatchesType(ev)) {
+			continue
+		}
+		byKey[k] = sub
+		match = append(match, k)
+	}
+	match, out.NextCursor = window(match, pg)
+	for _, k := range match {
+		out.Items = append(out.Items, viewSub(byKey[k]))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// store writes sub with a compare-and-set on rev and records the change.
+func (s *Service) store(w http.ResponseWriter, r *http.Request, before, sub subscription.Subscription, rev uint64, action string) bool {
+	sub.UpdatedAt = s.now().UTC()
+	raw, _ := json.Marshal(sub)
+	if _, err := s.subKV().Update(r.Context(), subscription.Key(sub.Tenant, sub.ID), raw, rev); err != nil {
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			problem.Write(w, r, problem.New(http.StatusConflict, "the subscription changed meanwhile; read it and try again"))
+			return false
+		}
+		internalError(w, r, s, "store subscription", err)
+		return false
+	}
+	s.recordChange(r.Context(), sub.Tenant, "subscription", sub.ID, action, viewSub(before), viewSub(sub))
+	return true
+}
+
+func (s *Service) patchSubscription(w http.ResponseWriter, r *http.Request) {
+	sub, rev, ok := s.subFor(w, r)
+	if !ok {
+		return
+	}
+	var in subInput
+	if p := decodeJSON(w, r, &in); p != nil {
+		problem.Write(w, r, p)
+		return
+	}
+	if in.URL != nil && strings.TrimSpace(*in.URL) == sub.URL {
+		in.URL = nil // unchanged: no need to resolve again
+	}
+	before := sub
+	var errs fieldErrors
+	s.apply(r.Context(), in, &sub, false, &errs)
+	if p := errs.problem(); p != nil {
+		problem.Write(w, r, p)
+		return
+	}
+	if s.store(w, r, before, sub, rev, "updated") {
+		writeJSON(w, http.StatusOK, viewSub(sub))
+	}
+}
+
+func (s *Service) deleteSubscription(w http.ResponseWriter, r *http.Request) {
+	sub, rev, ok := s.subFor(w, r)
+	if !ok {
+		return
+	}
+	if err := s.subKV().Delete(r.Context(), subscription.Key(sub.Tenant, sub.ID), jetstream.LastRevision(rev)); err != nil {
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			problem.Write(w, r, problem.New(http.StatusConflict, "the subscription changed meanwhile; try again"))
+			return
+		}
+		internalError(w, r, s, "delete subscription", err)
+		return
+	}
+	s.recordChange(r.Context(), sub.Tenant, "subscription", sub.ID, "deleted", viewSub(sub), nil)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Service) setStatus(status, action string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		sub, rev, ok := s.subFor(w, r)
+		if !ok {
+			return
+		}
+		before := sub
+		sub.Status, sub.StatusReason = status, ""
+		if s.store(w, r, before, sub, rev, action) {
+			writeJSON(w, http.StatusOK, viewSub(sub))
+		}
+	}
+}
+
+func (s *Service) pauseSubscription(w http.ResponseWriter, r *http.Request) {
+	s.setStatus(subscription.StatusPaused, "paused")(w, r)
+}
+
+// resumeSubscription also re-enables a subscription Herald disabled.
+func (s *Service) resumeSubscription(w http.ResponseWriter, r *http.Request) {
+	s.setStatus(subscription.StatusEnabled, "resumed")(w, r)
+}
+
+// rotateSecret makes a new current secret, returned once. The previous
+// current secret keeps signing until now + RotationOverlap; secrets already
+// expired are dropped.
+func (s *Service) rotateSecret(w http.ResponseWriter, r *http.Request) {
+	sub, rev, ok := s.subFor(w, r)
+	if !ok {
+		return
+	}
+	before := sub
+	now := s.now().UTC()
+	expires := now.Add(s.cfg.RotationOverlap)
+	sec, plain := s.newSecret()
+	kept := []subscription.Secret{sec}
+	for _, old := range sub.Auth.ActiveSecrets(now) {
+		if old.ExpiresAt == nil || old.ExpiresAt.After(expires) {
+			old.ExpiresAt = &expires
+		}
+		kept = append(kept, old)
+	}
+	sub.Auth.Secrets = kept
+	if !s.store(w, r, before, sub, rev, "rotated") {
+		return
+	}
+	writeJSON(w, http.StatusOK, struct {
+		subView
+		Secret string `json:"secret"`
+	}{viewSub(sub), plain})
+}
+
+// publicKey publishes the ed25519 public key receivers verify v1a with.
+func (s *Service) publicKey(w http.ResponseWriter, r *http.Request) {
+	sub, _, ok := s.subFor(w, r)
+	if !ok {
+		return
+	}
+	if sub.Auth.Ed25519Public == "" {
+		problem.Write(w, r, problem.New(http.StatusNotFound, "subscription "+sub.ID+" does not sign with ed25519; set auth.ed25519"))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{
+		"subscription_id": sub.ID, "algorithm": "ed25519", "signature_version": "v1a", "public_key": sub.Auth.Ed25519Public,
+	})
+}
