@@ -58,3 +58,27 @@ func TestFilterEval(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkFilterEval(b *testing.B) {
+	f, err := CompileFilter(`type.startsWith("alert.") && data.severity == "Critical" && size(data.devices) > 0`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ev := FilterEvent{ID: "1", Source: "s", Type: "alert.opened", Tenant: "acme", Time: time.Now()}
+	data := map[string]any{"severity": "Critical", "devices": []any{"r1", "r2"}}
+	b.ReportAllocs()
+	for b.Loop() {
+		if ok, err := f.Eval(ev, data); !ok || err != nil {
+			b.Fatal(ok, err)
+		}
+	}
+}
+
+func BenchmarkCompileFilter(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := CompileFilter(`data.severity == "Critical" && tenant == "acme"`); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -165,3 +165,13 @@ func TestDialControl(t *testing.T) {
 		t.Errorf("real dial of loopback = %v, want ErrBlocked", err)
 	}
 }
+
+func BenchmarkCheckIP(b *testing.B) {
+	ips := []netip.Addr{netip.MustParseAddr("93.184.216.34"), netip.MustParseAddr("2606:4700::1111"), netip.MustParseAddr("64:ff9b::5db8:d822")}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if err := CheckIP(ips[i%len(ips)], nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

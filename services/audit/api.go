@@ -103,7 +103,7 @@ func parseQuery(r *http.Request, desc bool) (query, *problem.Problem) {
 	if s := v.Get("cursor"); s != "" {
 		n, err := strconv.ParseUint(s, 10, 64)
 		if err != nil || n == 0 {
-			errs = append(errs, problem.FieldError{Pointer: "cursor", Detail: "want the nextCursor of a previous page"})
+			errs = append(errs, problem.FieldError{Pointer: "cursor", Detail: "want the next_cursor of a previous page"})
 		}
 		q.Cursor = n
 	}
@@ -115,8 +115,8 @@ func parseQuery(r *http.Request, desc bool) (query, *problem.Problem) {
 
 // Page is one page of records. NextCursor is empty on the last page.
 type Page struct {
-	Records    []auditchain.Record `json:"records"`
-	NextCursor string              `json:"nextCursor,omitempty"`
+	Items      []auditchain.Record `json:"items"`
+	NextCursor string              `json:"next_cursor,omitempty"`
 }
 
 func (s *Service) serveDeliveries(w http.ResponseWriter, r *http.Request, tenant string) {
@@ -154,7 +154,7 @@ func (s *Service) serveQuery(w http.ResponseWriter, r *http.Request, tenant stri
 // when q.Desc; the cursor is the last AUDIT sequence a page examined.
 func (s *Service) Query(ctx context.Context, tenant string, q query) (Page, error) {
 	cands := s.idx.candidates(tenant, q)
-	page := Page{Records: []auditchain.Record{}}
+	page := Page{Items: []auditchain.Record{}}
 	kind := kindCode(q.Kind)
 	since, until := q.Since.UnixNano(), q.Until.UnixNano()
 	n, scanned := len(cands), 0
@@ -170,7 +170,7 @@ func (s *Service) Query(ctx context.Context, tenant string, q query) (Page, erro
 		if (kind != 0 && e.kind != kind) || (!q.Since.IsZero() && e.at < since) || (!q.Until.IsZero() && e.at >= until) {
 			continue
 		}
-		if len(page.Records) == q.Limit || scanned == maxScan {
+		if len(page.Items) == q.Limit || scanned == maxScan {
 			page.NextCursor = strconv.FormatUint(last, 10)
 			break
 		}
@@ -184,7 +184,7 @@ func (s *Service) Query(ctx context.Context, tenant string, q query) (Page, erro
 			return page, err
 		}
 		if rec.Tenant == tenant && matches(rec, q) {
-			page.Records = append(page.Records, rec)
+			page.Items = append(page.Items, rec)
 		}
 	}
 	return page, nil
@@ -326,28 +326,22 @@ func (s *Service) purgeTenant(ctx context.Context, tenant string, now time.Time)
 	l := s.tenantLock(tenant)
 	l.Lock()
 	defer l.Unlock()
-	{
-		first, dropped := s.idx.expireBefore(tenant, now.Add(-s.cfg.retention(tenant)))
-		if dropped == 0 {
-			return
-		}
-		opts := []jetstream.StreamPurgeOpt{jetstream.WithPurgeSubject(contract.AuditSubject(tenant))}
-		if first != 0 {
-			opts = append(opts, jetstream.WithPurgeSequence(first))
-		}
-		if err := s.stream.Purge(ctx, opts...); err != nil {
-			s.log.WarnContext(ctx, "audit purge failed", "tenant", tenant, "error", err)
-			return
-		}
-		if first == 0 {
-			// Nothing left on the subject: the head keeps seq and hash as
-			// the anchor of the next record, and expects no stored record.
-			if h, err := s.loadHead(ctx, tenant, true); err == nil {
-				s.log.InfoContext(ctx, "audit chain fully expired", "tenant", tenant, "head_seq", h.Seq)
-			}
-		}
-		s.log.InfoContext(ctx, "audit records expired", "tenant", tenant, "records", dropped)
+	keepFrom, dropped := s.idx.expireBefore(tenant, now.Add(-s.cfg.retention(tenant)))
+	if dropped == 0 {
+		return
 	}
+	// Purge below keepFrom only, so records not yet indexed (appended by
+	// another instance a moment ago) are never removed by mistake.
+	if err := s.stream.Purge(ctx, jetstream.WithPurgeSubject(contract.AuditSubject(tenant)), jetstream.WithPurgeSequence(keepFrom)); err != nil {
+		s.log.WarnContext(ctx, "audit purge failed", "tenant", tenant, "error", err)
+		return
+	}
+	// Re-read the head: if nothing is left on the subject, the head keeps
+	// seq and hash as the anchor of the next record and expects no record.
+	if _, err := s.loadHead(ctx, tenant, true); err != nil {
+		s.log.WarnContext(ctx, "audit head not reloaded after purge", "tenant", tenant, "error", err)
+	}
+	s.log.InfoContext(ctx, "audit records expired", "tenant", tenant, "records", dropped)
 }
 
 func writeJSON(w http.ResponseWriter, v any) {

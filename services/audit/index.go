@@ -150,8 +150,8 @@ func (x *index) candidates(tenant string, q query) []entry {
 }
 
 // expireBefore forgets the tenant's entries older than cutoff and returns
-// the first sequence kept (0 if none is left), for the purge.
-func (x *index) expireBefore(tenant string, cutoff time.Time) (first uint64, dropped int) {
+// the AUDIT sequence below which the tenant's records may be purged.
+func (x *index) expireBefore(tenant string, cutoff time.Time) (keepFrom uint64, dropped int) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	ti, ok := x.tenants[tenant]
@@ -165,10 +165,14 @@ func (x *index) expireBefore(tenant string, cutoff time.Time) (first uint64, dro
 	for i < len(ti.all) && ti.all[i].at < c {
 		i++
 	}
+	if i == 0 {
+		return 0, 0
+	}
+	keepFrom = ti.all[i-1].seq + 1
 	ti.all = ti.all[i:]
 	for k, p := range ti.keys {
 		j := 0
-		for j < len(p) && p[j].seq < firstSeq(ti.all) {
+		for j < len(p) && p[j].seq < keepFrom {
 			j++
 		}
 		if j == len(p) {
@@ -177,17 +181,7 @@ func (x *index) expireBefore(tenant string, cutoff time.Time) (first uint64, dro
 			ti.keys[k] = p[j:]
 		}
 	}
-	if len(ti.all) == 0 {
-		return 0, i
-	}
-	return ti.all[0].seq, i
-}
-
-func firstSeq(all []entry) uint64 {
-	if len(all) == 0 {
-		return ^uint64(0)
-	}
-	return all[0].seq
+	return keepFrom, i
 }
 
 func (x *index) tenantNames() []string {

@@ -75,7 +75,8 @@ func (s *Service) handleIngest(ctx context.Context, m *nats.Msg) IngestReply {
 	}
 	e, err := cenats.Decode(m.Header, m.Data)
 	if errors.Is(err, cenats.ErrNotCloudEvent) {
-		e, err = event.Event{}, json.Unmarshal(m.Data, &e)
+		e = event.Event{}
+		err = json.Unmarshal(m.Data, &e)
 	}
 	if err != nil {
 		return ingestProblem(problem.Invalid("the message is not a CloudEvent", problem.FieldError{Pointer: "", Detail: err.Error()}))

@@ -171,3 +171,17 @@ func (x *index) match(tenant, eventType string) []subscription.Subscription {
 	})
 	return out
 }
+
+// isAncestor reports whether ancestor is a strict ancestor of tenant.
+func (x *index) isAncestor(ancestor, tenant string) bool {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	t := x.parent[tenant]
+	for depth := 0; t != "" && depth < maxTenantDepth; depth++ {
+		if t == ancestor {
+			return true
+		}
+		t = x.parent[t]
+	}
+	return false
+}

@@ -28,6 +28,15 @@
 // stream's duplicate window is dropped by its deterministic Nats-Msg-Id.
 // Notification ids and contents depend only on the record and the input, so
 // two instances racing on one key produce identical messages.
+//
+// Timers (operation deadlines, alert reminders, flap-damping holds) are
+// nats-server message schedules: a message on
+// timer-schedules.<tenant>.<kind>.<key> with Nats-Schedule @at and a target
+// timers.<tenant>.<kind>.<key>. The server keeps it in the TIMERS stream and
+// publishes the target at the due time whether or not an engine runs; the
+// fired message waits in TIMERS for the engine-timers consumer, and its
+// effect is one more CAS transition, so it acts once with any number of
+// instances.
 package engine
 
 import (

@@ -22,6 +22,7 @@ import (
 	"github.com/heraldhq/herald/pkg/payload"
 	"github.com/heraldhq/herald/pkg/service"
 	"github.com/heraldhq/herald/pkg/tenancy"
+	"github.com/heraldhq/herald/schemas"
 )
 
 const tenant = "acme"
@@ -119,6 +120,14 @@ func notifications(t *testing.T, js jetstream.JetStream) []event.Event {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// Every notification of a type with a schema conforms to it.
+		if schemas.Known(e.Type()) {
+			if err := schemas.Validate(e.Type(), e.Data()); err != nil {
+				t.Fatalf("%s %s: %v", e.Type(), e.ID(), err)
+			}
+		} else if strings.HasPrefix(e.Type(), "alert.") || strings.HasPrefix(e.Type(), "operation.") {
+			t.Fatalf("no schema for %s", e.Type())
+		}
 		out = append(out, e)
 	}
 	return out
@@ -208,7 +217,11 @@ func TestAlertLifecycleRedelivered(t *testing.T) {
 		t.Errorf("deteriorated data %+v", a)
 	}
 
-	publish(t, srv.JS, 2, clcTrigger("c1", "triggered"), clcTrigger("c2", "triggered"), clcTrigger("c3", "notTriggered"))
+	// Workers handle one batch concurrently, so each step waits for the
+	// previous one, as a real source's seconds-apart webhooks would.
+	publish(t, srv.JS, 2, clcTrigger("c1", "triggered"), clcTrigger("c2", "triggered"))
+	waitTypes(t, srv.JS, "alert.", "alert.opened", "alert.deteriorated", "alert.resolved", "alert.opened")
+	publish(t, srv.JS, 2, clcTrigger("c3", "notTriggered"))
 	waitTypes(t, srv.JS, "alert.", "alert.opened", "alert.deteriorated", "alert.resolved", "alert.opened", "alert.resolved")
 }
 

@@ -60,6 +60,7 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	defer os.RemoveAll(dir)
 	hctx, stopHerald := context.WithCancel(ctx)
+	defer stopHerald()
 	startedc := make(chan started, 1)
 	herr := make(chan error, 1)
 	go func() {
@@ -71,6 +72,8 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 	case h = <-startedc:
 	case err := <-herr:
 		return fmt.Errorf("start herald: %w", err)
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 	defer func() {
 		stopHerald()

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -183,6 +184,6 @@ func listKeys(ctx context.Context, kv jetstream.KeyValue, filter string) ([]stri
 func internalError(w http.ResponseWriter, r *http.Request, s *Service, what string, err error) {
 	s.log.ErrorContext(r.Context(), what, "error", err, "path", r.URL.Path)
 	p := problem.New(http.StatusServiceUnavailable, what+"; try again")
-	p.RetryAfter = 2 * 1e9
+	p.RetryAfter = 2 * time.Second
 	problem.Write(w, r, p)
 }

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -299,6 +297,18 @@ func TestTenantCRUDAndDeleteRule(t *testing.T) {
 	if !strings.Contains(h.logs.String(), "tenant created") || strings.Contains(h.logs.String(), "vm-pass-s3cret") {
 		t.Errorf("logs: %s", h.logs.String())
 	}
+	var deleted []string
+	for _, m := range h.changes(context.Background()) {
+		if typ, tenant, ch := decodeChange(t, m); strings.HasSuffix(typ, ".deleted") {
+			deleted = append(deleted, ch.Entity+":"+tenant+"/"+ch.EntityID)
+			if ch.Diff["id"].Old == nil || ch.Diff["id"].New != nil {
+				t.Errorf("deleted diff = %+v", ch.Diff)
+			}
+		}
+	}
+	if got := strings.Join(deleted, " "); !strings.HasPrefix(got, "subscription:acme-web/sub_") || !strings.HasSuffix(got, "tenant:acme-web/acme-web tenant:acme-eu/acme-eu tenant:acme/acme") {
+		t.Errorf("cascade changes = %s", got)
+	}
 	keys, err := listKeys(context.Background(), h.svc.subKV(), "")
 	if err != nil || len(keys) != 0 {
 		t.Errorf("subscriptions after cascade: %v %v", keys, err)
@@ -401,8 +411,4 @@ func TestConfigFromEnv(t *testing.T) {
 			t.Errorf("error %v does not name %s", err, k)
 		}
 	}
-	if !errors.Is(nil, nil) {
-		t.Fatal()
-	}
-	_ = fmt.Sprint()
 }

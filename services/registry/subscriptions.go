@@ -184,8 +184,11 @@ func (s *Service) apply(ctx context.Context, in subInput, sub *subscription.Subs
 		errs.add("/events", "required")
 	}
 	if in.Filter != nil {
-		sub.Filter = strings.TrimSpace(*in.Filter)
-		if sub.Filter != "" {
+		// Not trimmed: error columns must match what the caller sent.
+		sub.Filter = *in.Filter
+		if strings.TrimSpace(sub.Filter) == "" {
+			sub.Filter = ""
+		} else {
 			if _, err := subscription.CompileFilter(sub.Filter); err != nil {
 				var fe *subscription.FilterError
 				if errors.As(err, &fe) {
@@ -403,6 +406,24 @@ func (s *Service) newSecret() (subscription.Secret, string) {
 	return subscription.Secret{ID: newID("sec"), Sealed: s.keys.Seal(plain), CreatedAt: s.now().UTC()}, plain
 }
 
+// reseal moves every sealed value made under an older operator key to the
+// current one, so that after a key rotation the old key can be retired
+// once every subscription has been written again.
+func (s *Service) reseal(a *subscription.Auth) {
+	fields := []*string{&a.Ed25519KeySealed, &a.PasswordSealed, &a.TokenSealed, &a.ClientKeySealed}
+	for i := range a.Secrets {
+		fields = append(fields, &a.Secrets[i].Sealed)
+	}
+	for _, f := range fields {
+		if *f == "" || !s.keys.NeedsReseal(*f) {
+			continue
+		}
+		if p, err := s.keys.Open(*f); err == nil {
+			*f = s.keys.Seal(p)
+		}
+	}
+}
+
 // quota is the tenant's own limit, or the operator's default.
 func (s *Service) quota(t tenancy.Tenant) int {
 	if t.Settings.SubscriptionQuota > 0 {
@@ -544,6 +565,7 @@ func (s *Service) listSubscriptions(w http.ResponseWriter, r *http.Request) {
 // store writes sub with a compare-and-set on rev and records the change.
 func (s *Service) store(w http.ResponseWriter, r *http.Request, before, sub subscription.Subscription, rev uint64, action string) bool {
 	sub.UpdatedAt = s.now().UTC()
+	s.reseal(&sub.Auth)
 	raw, _ := json.Marshal(sub)
 	if _, err := s.subKV().Update(r.Context(), subscription.Key(sub.Tenant, sub.ID), raw, rev); err != nil {
 		if errors.Is(err, jetstream.ErrKeyExists) {

@@ -63,7 +63,11 @@ type Alert struct {
 	CreatedAt      time.Time           `json:"createdAt"`
 	StateUpdatedAt time.Time           `json:"stateUpdatedAt"`
 	Affected       map[string]Affected `json:"affected,omitempty"`
-	Seq            uint64              `json:"seq"`
+	// LastSeen is the source time of the latest signal per resource, across
+	// lives. An older signal arriving later (concurrent workers, a nak'ed
+	// input redelivered after newer ones) is stale and ignored.
+	LastSeen map[string]time.Time `json:"lastSeen,omitempty"`
+	Seq      uint64               `json:"seq"`
 	// Holding is set while a resolve is held back by flap damping; the
 	// Held fields remember the resolving input and the state before it.
 	Holding   bool      `json:"holding,omitempty"`
@@ -82,7 +86,7 @@ type Alert struct {
 	Pending []Notification `json:"pending,omitempty"`
 }
 
-// Processed reports whether the event id was already applied.
+// Seen reports whether the event id was already applied.
 func (a *Alert) Seen(eventID string) bool { return slices.Contains(a.Processed, eventID) }
 
 func (a *Alert) worst() (string, int) {
@@ -110,6 +114,21 @@ func Apply(a *Alert, s Signal, o Options) (changed bool, out []Notification) {
 	if a.Affected == nil {
 		a.Affected = map[string]Affected{}
 	}
+	if a.LastSeen == nil {
+		a.LastSeen = map[string]time.Time{}
+	}
+	fresh := s.Resources[:0:0]
+	for _, r := range s.Resources {
+		if last, ok := a.LastSeen[r]; ok && last.After(s.Time) {
+			continue
+		}
+		a.LastSeen[r] = s.Time
+		fresh = append(fresh, r)
+	}
+	if len(fresh) == 0 {
+		return true, nil
+	}
+	s.Resources = fresh
 	prevCount := len(a.Affected)
 	_, prevRank := a.worst()
 	if a.Holding && s.Active {
