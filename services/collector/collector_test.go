@@ -253,9 +253,9 @@ func TestBadInput(t *testing.T) {
 	ce := "application/cloudevents+json"
 	for _, c := range []struct {
 		name, path, ct, body string
-		headers             []string
-		status              int
-		pointer             string
+		headers              []string
+		status               int
+		pointer              string
 	}{
 		{"no source", "/v1/tenants/acme/events", ce, `{"specversion":"1.0","id":"1","type":"x.y"}`, nil, 400, "/source"},
 		{"bad type", "/v1/tenants/open/events", ce, `{"specversion":"1.0","id":"1","source":"s","type":"X Y"}`, nil, 400, "/type"},

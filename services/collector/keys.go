@@ -92,4 +92,3 @@ func (s *Service) handleRevokeKey(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 	}
 }
-

@@ -13,7 +13,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/heraldhq/herald/pkg/bus"
+	"github.com/heraldhq/herald/pkg/contract"
 	"github.com/heraldhq/herald/pkg/natstest"
+	"github.com/heraldhq/herald/pkg/payload"
 	"github.com/heraldhq/herald/pkg/webhook"
 )
 
@@ -185,6 +190,10 @@ func TestEventToSignedWebhook(t *testing.T) {
 		t.Errorf("content-type %q", ct)
 	}
 
+	// A redelivered DELIVERIES message for the same pair (a new message, as
+	// after a crash between POST and ack) must not cause a second POST.
+	redeliver(t, h, "acme", sub["id"].(string), ce, got.body)
+
 	// The same event again is deduplicated at ingest: no second webhook.
 	call(t, h, "POST", "/v1/tenants/acme/events", "application/cloudevents+json", event, http.StatusAccepted)
 	// And the attempt is queryable.
@@ -205,6 +214,41 @@ func TestEventToSignedWebhook(t *testing.T) {
 	if n := len(rcv.all()); n != 1 {
 		t.Errorf("receiver got %d requests, want exactly 1", n)
 	}
+}
+
+func redeliver(t *testing.T, h started, tenant, subID string, ce map[string]any, notification []byte) {
+	t.Helper()
+	ctx := context.Background()
+	_, js := natstest.Connect(t, h.NATSURL)
+	d := payload.Delivery{Tenant: tenant, SubscriptionID: subID, NotificationTenant: tenant,
+		NotificationID: ce["id"].(string), NotificationType: ce["type"].(string), Notification: notification, Attempt: 1}
+	e := event.New()
+	e.SetID("redelivery-test")
+	e.SetSource("urn:herald:test")
+	e.SetType(payload.TypeDelivery)
+	e.SetExtension("tenant", tenant)
+	if err := e.SetData("application/json", d); err != nil {
+		t.Fatal(err)
+	}
+	ack, err := bus.PublishEvent(ctx, js, contract.DeliverySubject(tenant, subID), "redelivery-test", e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the deliverers have consumed and acked it.
+	natstest.Eventually(t, 30*time.Second, func() error {
+		c, err := js.Consumer(ctx, contract.StreamDeliveries, contract.ConsumerDeliverer)
+		if err != nil {
+			return err
+		}
+		info, err := c.Info(ctx)
+		if err != nil {
+			return err
+		}
+		if info.AckFloor.Stream < ack.Sequence || info.NumAckPending > 0 {
+			return fmt.Errorf("redelivered pair not settled yet: ack floor %d < %d", info.AckFloor.Stream, ack.Sequence)
+		}
+		return nil
+	})
 }
 
 func TestBadInput(t *testing.T) {
