@@ -110,7 +110,7 @@ func TestComposeServices(t *testing.T) {
 				t.Errorf("%s: Dockerfile: %v", name, err)
 			}
 			if arg := svc.Build.Args["SERVICE"]; arg == nil || *arg != name {
-				t.Errorf("%s: build arg SERVICE = %v, want %s", name, arg, name)
+				t.Errorf("%s: build arg SERVICE = %q, want %s", name, str(arg), name)
 			}
 			if _, err := os.Stat(filepath.Join(root, "services", name, "cmd", "herald-"+name, "main.go")); err != nil {
 				t.Errorf("%s: binary the Dockerfile builds: %v", name, err)
@@ -131,7 +131,7 @@ func TestComposeServices(t *testing.T) {
 		}
 		// NATS user: the service's own, defined in accounts.conf.
 		if u := svc.Environment["NATS_USER"]; u == nil || *u != name {
-			t.Errorf("%s: NATS_USER = %v, want %s", name, u, name)
+			t.Errorf("%s: NATS_USER = %q, want %s", name, str(u), name)
 		} else if !strings.Contains(string(accounts), "user: "+name+", password: $"+strings.ToUpper(name)+"_PASSWORD") {
 			t.Errorf("%s: accounts.conf has no user %s with $%s_PASSWORD", name, name, strings.ToUpper(name))
 		} else if pw := svc.Environment["NATS_PASSWORD"]; pw == nil || *pw != password(name) {
@@ -217,7 +217,7 @@ func TestComposeNATS(t *testing.T) {
 			cluster = append(cluster, name)
 			check(name, "cluster.conf")
 			if n := svc.Environment["NATS_SERVER_NAME"]; n == nil || *n != name {
-				t.Errorf("%s: NATS_SERVER_NAME = %v, want %s (cluster.conf routes use it)", name, n, name)
+				t.Errorf("%s: NATS_SERVER_NAME = %q, want %s (cluster.conf routes use it)", name, str(n), name)
 			} else {
 				names[*n] = true
 			}
@@ -238,4 +238,11 @@ func TestComposeNATS(t *testing.T) {
 			t.Errorf("jaeger must publish OTLP/HTTP 4318 and the UI 16686: %+v", j.Ports)
 		}
 	}
+}
+
+func str(p *string) string {
+	if p == nil {
+		return "<unset>"
+	}
+	return *p
 }

@@ -36,7 +36,7 @@ func TestKeyLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.Create(ctx, "Not A Token", "", "admin"); err == nil {
+	if _, _, err := st.Create(ctx, "Not A Token", "", "admin"); err == nil {
 		t.Error("created a key for an invalid tenant id")
 	}
 	e, _ := kv.Get(ctx, rec.ID)

@@ -13,7 +13,10 @@
 // Retention: old records expire from the stream. Verification starts at the
 // first remaining record and trusts its prevHash as the anchor; every later
 // link is checked. A chain whose first record has seq 1 must have an empty
-// prevHash (genesis).
+// prevHash (genesis). When the caller also has the retention checkpoint (the
+// seq and hash of the last expired record, which the audit service keeps
+// outside the stream), Verifier.Checkpoint makes the anchor checked too, so
+// deleting the oldest remaining records is told apart from expiry.
 package auditchain
 
 import (
@@ -151,7 +154,11 @@ type Result struct {
 	// Anchor is the prevHash of the first remaining record, trusted when
 	// older records have expired; empty when the walk starts at genesis.
 	Anchor string `json:"anchor,omitempty"`
-	Broken *Break `json:"broken,omitempty"`
+	// AnchorCheckpoint is true when the anchor matched a retention
+	// checkpoint (the last expired record's seq and hash, kept outside the
+	// stream), so that deleting the oldest remaining records is detected.
+	AnchorCheckpoint bool   `json:"anchorCheckpoint,omitempty"`
+	Broken           *Break `json:"broken,omitempty"`
 }
 
 // Verifier walks one tenant's records in stream order. It is not safe for
@@ -159,7 +166,17 @@ type Result struct {
 type Verifier struct {
 	Tenant string
 	res    Result
+	cpSet  bool
+	cpSeq  uint64
+	cpHash string
 }
+
+// Checkpoint gives the seq and hash of the last record removed by
+// retention. The first record walked must then follow it: seq+1 with that
+// prevHash. Seq 0 says nothing was ever removed, so the walk must start at
+// genesis. Without a call, any first record is trusted as the anchor. Call
+// it before the first Add.
+func (v *Verifier) Checkpoint(seq uint64, hash string) { v.cpSet, v.cpSeq, v.cpHash = true, seq, hash }
 
 // Add checks the next stored record. It returns a *Break (and keeps it in
 // the Result) at the first broken link; later calls return the same break.
@@ -178,6 +195,10 @@ func (v *Verifier) Add(raw []byte) error {
 		return v.fail(r.Seq, "genesis record has a prevHash")
 	case v.res.Records == 0 && r.Seq == 0:
 		return v.fail(0, "record has no seq")
+	case v.res.Records == 0 && v.cpSet && r.Seq > v.cpSeq+1:
+		return v.fail(v.cpSeq+1, fmt.Sprintf("record missing after the retention checkpoint (first stored record has seq %d)", r.Seq))
+	case v.res.Records == 0 && v.cpSeq > 0 && r.Seq == v.cpSeq+1 && r.PrevHash != v.cpHash:
+		return v.fail(r.Seq, "prevHash does not match the retention checkpoint")
 	case v.res.Records > 0 && r.Seq != v.res.LastSeq+1:
 		if r.Seq > v.res.LastSeq+1 {
 			return v.fail(v.res.LastSeq+1, fmt.Sprintf("record missing (next stored record has seq %d)", r.Seq))
@@ -195,6 +216,7 @@ func (v *Verifier) Add(raw []byte) error {
 	}
 	if v.res.Records == 0 {
 		v.res.FirstSeq, v.res.Anchor = r.Seq, r.PrevHash
+		v.res.AnchorCheckpoint = v.cpSet && v.cpSeq > 0 && r.Seq == v.cpSeq+1
 	}
 	v.res.Records++
 	v.res.LastSeq, v.res.LastHash = r.Seq, r.Hash

@@ -56,6 +56,26 @@ func TestVerify(t *testing.T) {
 	if res := Verify("acme", anchored); res.Anchor != "abc" || res.FirstSeq != 40 || res.LastSeq != 42 {
 		t.Errorf("anchored result %+v", res)
 	}
+	cp := Verifier{Tenant: "acme"}
+	cp.Checkpoint(39, "abc")
+	if err := cp.Add(anchored[0]); err != nil || !cp.Result().AnchorCheckpoint {
+		t.Errorf("checkpointed anchor: %v %+v", err, cp.Result())
+	}
+	cp = Verifier{Tenant: "acme"}
+	cp.Checkpoint(38, "abc")
+	if err := cp.Add(anchored[0]); !errors.Is(err, ErrBroken) {
+		t.Errorf("gap after checkpoint not detected: %v", err)
+	}
+	cp = Verifier{Tenant: "acme"}
+	cp.Checkpoint(39, "abd")
+	if err := cp.Add(anchored[0]); !errors.Is(err, ErrBroken) {
+		t.Errorf("wrong checkpoint hash not detected: %v", err)
+	}
+	cp = Verifier{Tenant: "acme"}
+	cp.Checkpoint(0, "")
+	if err := cp.Add(good[1]); !errors.Is(err, ErrBroken) || cp.Result().Broken.Seq != 1 {
+		t.Errorf("missing genesis without checkpoint not detected: %v", err)
+	}
 	var v Verifier
 	for _, r := range good[:3] {
 		_ = v.Add(r)

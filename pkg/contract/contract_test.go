@@ -1,6 +1,7 @@
 package contract
 
 import (
+	"flag"
 	"os"
 	"strings"
 	"testing"
@@ -135,7 +136,10 @@ func TestValidation(t *testing.T) {
 	}
 }
 
+var update = flag.Bool("update", false, "rewrite the README's stream table")
+
 // The README's stream table is generated from Routes; this keeps it current.
+// Run with -update to rewrite it.
 func TestREADMETableIsCurrent(t *testing.T) {
 	readme, err := os.ReadFile("../../README.md")
 	if err != nil {
@@ -147,7 +151,14 @@ func TestREADMETableIsCurrent(t *testing.T) {
 	if i < 0 || j < i {
 		t.Fatalf("README lacks the %q ... %q markers", begin, end)
 	}
+	if *update {
+		s = s[:i+len(begin)] + MarkdownTable() + s[j:]
+		if err := os.WriteFile("../../README.md", []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
 	if got, want := s[i+len(begin):j], MarkdownTable(); got != want {
-		t.Errorf("README stream table is stale; replace it with:\n%s", want)
+		t.Errorf("README stream table is stale; run go test ./pkg/contract -run README -update, or replace it with:\n%s", want)
 	}
 }

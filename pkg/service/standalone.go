@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/heraldhq/herald/pkg/apiauth"
+	"github.com/heraldhq/herald/pkg/apikey"
 	"github.com/heraldhq/herald/pkg/bus"
 	"github.com/heraldhq/herald/pkg/contract"
 	"github.com/heraldhq/herald/pkg/secretbox"
@@ -95,7 +96,9 @@ func RunStandalone(ctx context.Context, name string, getenv func(string) string,
 	deps := Deps{
 		NC: nc, JS: js, Logger: logger, Keys: keys, Getenv: getenv,
 		Topology: contract.Topology{Replicas: cfg.Replicas, Storage: contract.DefaultTopology.Storage},
-		Auth:     apiauth.NewAdminToken(cfg.AdminToken),
+		// Tenant API keys work on every service's API, not only the
+		// collector's that issues them.
+		Auth: apiauth.Chain{apiauth.NewAdminToken(cfg.AdminToken), apikey.NewAuthenticator(js)},
 	}
 	svc, err := build(deps)
 	if err != nil {

@@ -242,6 +242,11 @@ func (s *Service) serveVerify(w http.ResponseWriter, r *http.Request, tenant str
 // expired) to the head recorded in audit-heads.
 func (s *Service) Verify(ctx context.Context, tenant string) (auditchain.Result, error) {
 	v := auditchain.Verifier{Tenant: tenant}
+	cp, err := s.checkpoint(ctx, tenant)
+	if err != nil {
+		return v.Result(), err
+	}
+	v.Checkpoint(cp.Seq, cp.Hash)
 	var kh head
 	if e, err := s.heads.Get(ctx, tenant); err == nil {
 		_ = json.Unmarshal(e.Value(), &kh)
@@ -330,6 +335,17 @@ func (s *Service) purgeTenant(ctx context.Context, tenant string, now time.Time)
 	if dropped == 0 {
 		return
 	}
+	// The last record to go becomes the retention checkpoint, kept in
+	// audit-heads, so that Verify can tell expiry from deletion.
+	last, err := s.fetch(ctx, keepFrom-1)
+	if err != nil {
+		s.log.WarnContext(ctx, "audit purge skipped: last expiring record unreadable", "tenant", tenant, "error", err)
+		return
+	}
+	if err := s.storeCheckpoint(ctx, tenant, head{Seq: last.Seq, Hash: last.Hash}); err != nil {
+		s.log.WarnContext(ctx, "audit purge skipped: checkpoint not stored", "tenant", tenant, "error", err)
+		return
+	}
 	// Purge below keepFrom only, so records not yet indexed (appended by
 	// another instance a moment ago) are never removed by mistake.
 	if err := s.stream.Purge(ctx, jetstream.WithPurgeSubject(contract.AuditSubject(tenant)), jetstream.WithPurgeSequence(keepFrom)); err != nil {
@@ -342,6 +358,32 @@ func (s *Service) purgeTenant(ctx context.Context, tenant string, now time.Time)
 		s.log.WarnContext(ctx, "audit head not reloaded after purge", "tenant", tenant, "error", err)
 	}
 	s.log.InfoContext(ctx, "audit records expired", "tenant", tenant, "records", dropped)
+}
+
+func checkpointKey(tenant string) string { return tenant + ".checkpoint" }
+
+func (s *Service) storeCheckpoint(ctx context.Context, tenant string, cp head) error {
+	if cur, err := s.checkpoint(ctx, tenant); err != nil {
+		return err
+	} else if cur.Seq >= cp.Seq {
+		return nil
+	}
+	b, _ := json.Marshal(cp)
+	_, err := s.heads.Put(ctx, checkpointKey(tenant), b)
+	return err
+}
+
+// checkpoint returns the retention checkpoint; Seq 0 when none.
+func (s *Service) checkpoint(ctx context.Context, tenant string) (head, error) {
+	var cp head
+	e, err := s.heads.Get(ctx, checkpointKey(tenant))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return cp, nil
+	}
+	if err != nil {
+		return cp, err
+	}
+	return cp, json.Unmarshal(e.Value(), &cp)
 }
 
 func writeJSON(w http.ResponseWriter, v any) {

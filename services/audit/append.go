@@ -48,8 +48,9 @@ func (s *Service) append(ctx context.Context, r *auditchain.Record) error {
 	l.Lock()
 	defer l.Unlock()
 	src := sourceKey(r.SourceStream, r.SourceSeq)
+	srcID := sourceOf(r.SourceStream, r.SourceSeq)
 	for i := 0; i < maxConflicts; i++ {
-		if s.idx.hasSource(r.Tenant, src) {
+		if s.idx.hasSource(r.Tenant, srcID) {
 			return nil
 		}
 		h, err := s.loadHead(ctx, r.Tenant, i > 0)
@@ -87,7 +88,7 @@ func (s *Service) append(ctx context.Context, r *auditchain.Record) error {
 			s.dropCache(r.Tenant)
 			return nil
 		}
-		s.idx.markSource(r.Tenant, src)
+		s.idx.markSource(r.Tenant, srcID)
 		nh := cachedHead{head: head{Seq: r.Seq, Hash: r.Hash, StreamSeq: ack.Sequence, Source: src}, rev: h.rev}
 		s.storeHead(ctx, r.Tenant, nh)
 		return nil
@@ -152,7 +153,7 @@ func (s *Service) loadHead(ctx context.Context, tenant string, reconcile bool) (
 			return kvh, bus.Permanent(fmt.Errorf("last audit record of %s (seq %d) is undecodable; verify the chain", tenant, last.Sequence))
 		}
 		src := sourceKey(r.SourceStream, r.SourceSeq)
-		s.idx.markSource(tenant, src)
+		s.idx.markSource(tenant, sourceOf(r.SourceStream, r.SourceSeq))
 		kvh.head = head{Seq: r.Seq, Hash: r.Hash, StreamSeq: last.Sequence, Source: src}
 	}
 	s.storeHead(ctx, tenant, kvh)

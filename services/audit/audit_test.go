@@ -371,6 +371,14 @@ func TestVerifyDetectsForgedRecord(t *testing.T) {
 	if res := h.verify("acme"); res.OK || res.Broken.Seq != 8 || !strings.Contains(res.Broken.Reason, "hash") {
 		t.Errorf("forged record: %+v", res)
 	}
+	// Cutting off the start is not mistaken for retention: no checkpoint.
+	st, _ := h.srv.JS.Stream(context.Background(), contract.StreamAudit)
+	if err := st.DeleteMsg(context.Background(), 1); err != nil {
+		t.Fatal(err)
+	}
+	if res := h.verify("acme"); res.OK || res.Broken.Seq != 1 {
+		t.Errorf("genesis deleted: %+v", res)
+	}
 }
 
 // Inputs delivered again (consumer reset, new instance, outside any
@@ -492,12 +500,23 @@ func TestRetentionKeepsVerifiable(t *testing.T) {
 	h.svc.purgeTenant(ctx, "acme", cutoff.Add(h.svc.cfg.Retention))
 	h.waitRecords("acme", 7-keep)
 	res := h.verify("acme")
-	if !res.OK || res.FirstSeq != recs[keep].Seq || res.Anchor != recs[keep-1].Hash {
+	if !res.OK || res.FirstSeq != recs[keep].Seq || res.Anchor != recs[keep-1].Hash || !res.AnchorCheckpoint {
 		t.Fatalf("after partial expiry: %+v", res)
+	}
+	// Deleting the oldest remaining record is not mistaken for expiry.
+	st, _ := h.srv.JS.Stream(ctx, contract.StreamAudit)
+	if err := st.DeleteMsg(ctx, uint64(keep+1)); err != nil {
+		t.Fatal(err)
+	}
+	if res := h.verify("acme"); res.OK || res.Broken.Seq != recs[keep].Seq {
+		t.Fatalf("oldest remaining record deleted: %+v", res)
 	}
 
 	h.svc.purgeTenant(ctx, "acme", time.Now().Add(h.svc.cfg.Retention+time.Hour))
 	h.waitRecords("acme", 0)
+	if cp, _ := h.svc.checkpoint(ctx, "acme"); cp.Seq != 7 || cp.Hash != recs[6].Hash {
+		t.Errorf("checkpoint after full expiry: %+v", cp)
+	}
 	if res := h.verify("acme"); !res.OK || res.Records != 0 {
 		t.Fatalf("after full expiry: %+v", res)
 	}

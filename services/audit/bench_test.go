@@ -79,21 +79,23 @@ func BenchmarkScan(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		it, err := c.Messages(jetstream.PullMaxMessages(1000))
+		if err != nil {
+			b.Fatal(err)
+		}
 		found := 0
-		for seen := 0; seen < n; {
-			batch, err := c.Fetch(1000, jetstream.FetchMaxWait(5*time.Second))
+		for seen := 0; seen < n; seen++ {
+			m, err := it.Next()
 			if err != nil {
 				b.Fatal(err)
 			}
-			for m := range batch.Messages() {
-				seen++
-				var r auditchain.Record
-				_ = json.Unmarshal(m.Data(), &r)
-				if r.NotificationID == want {
-					found++
-				}
+			var r auditchain.Record
+			_ = json.Unmarshal(m.Data(), &r)
+			if r.NotificationID == want {
+				found++
 			}
 		}
+		it.Stop()
 		if found != 10 {
 			b.Fatalf("scan found %d", found)
 		}

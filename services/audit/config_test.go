@@ -1,9 +1,16 @@
 package audit
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/heraldhq/herald/pkg/apiauth"
+	"github.com/heraldhq/herald/pkg/natstest"
+	"github.com/heraldhq/herald/pkg/problem"
+	"github.com/heraldhq/herald/pkg/service"
 )
 
 func TestConfigFromEnv(t *testing.T) {
@@ -24,5 +31,24 @@ func TestConfigFromEnv(t *testing.T) {
 	}
 	if _, err := ConfigFromEnv(env(map[string]string{"HERALD_AUDIT_RETENTION": "9000h"})); err == nil {
 		t.Error("retention beyond the stream's MaxAge accepted")
+	}
+}
+
+// Routes registered before Run answer 503 with Retry-After until ready.
+func TestNotReadyAnswers503(t *testing.T) {
+	cfg, _ := ConfigFromEnv(func(string) string { return "" })
+	s := natstest.Run(t)
+	svc, err := New(cfg, service.Deps{NC: s.NC, JS: s.JS, Auth: apiauth.NewAdminToken(adminToken)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	svc.Routes(mux)
+	req := httptest.NewRequest(http.MethodGet, "/v1/tenants/acme/audit/verify", nil)
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	rec := httptest.NewRecorder()
+	mux.ServeHTTP(rec, req)
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" || rec.Header().Get("Content-Type") != problem.ContentType {
+		t.Errorf("before Run: %d %v", rec.Code, rec.Header())
 	}
 }

@@ -31,7 +31,7 @@ type tenantIndex struct {
 	all     []entry            // every record, by stream sequence
 	keys    map[string][]entry // "n:", "s:", "e:", "x:" postings, by stream sequence
 	caused  map[string][]string
-	sources map[string]struct{} // inputs already recorded: "<stream>:<seq>"
+	sources map[source]struct{} // inputs already recorded
 }
 
 // index maps query keys to AUDIT sequences, per tenant. Postings are
@@ -46,7 +46,7 @@ func newIndex() *index { return &index{tenants: map[string]*tenantIndex{}} }
 func (x *index) tenant(t string) *tenantIndex {
 	ti, ok := x.tenants[t]
 	if !ok {
-		ti = &tenantIndex{keys: map[string][]entry{}, caused: map[string][]string{}, sources: map[string]struct{}{}}
+		ti = &tenantIndex{keys: map[string][]entry{}, caused: map[string][]string{}, sources: map[source]struct{}{}}
 		x.tenants[t] = ti
 	}
 	return ti
@@ -65,7 +65,7 @@ func (x *index) add(seq uint64, raw []byte) error {
 	}
 	e := entry{seq: seq, at: r.At.UnixNano(), kind: kindCode(r.Kind)}
 	ti.all = append(ti.all, e)
-	ti.sources[sourceKey(r.SourceStream, r.SourceSeq)] = struct{}{}
+	ti.sources[sourceOf(r.SourceStream, r.SourceSeq)] = struct{}{}
 	put := func(k string) {
 		if len(k) > 2 {
 			if p := ti.keys[k]; len(p) == 0 || p[len(p)-1].seq != seq {
@@ -91,7 +91,24 @@ func (x *index) add(seq uint64, raw []byte) error {
 	return nil
 }
 
-func (x *index) hasSource(tenant, src string) bool {
+// source names an input message compactly: 16 bytes instead of a string.
+type source struct {
+	stream uint8
+	seq    uint64
+}
+
+var inputStreams = []string{"", "EVENTS", "NOTIFICATIONS", "ATTEMPTS", "CHANGES"}
+
+func sourceOf(stream string, seq uint64) source {
+	for i, s := range inputStreams {
+		if i > 0 && s == stream {
+			return source{uint8(i), seq}
+		}
+	}
+	return source{0, seq}
+}
+
+func (x *index) hasSource(tenant string, src source) bool {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	ti, ok := x.tenants[tenant]
@@ -102,7 +119,7 @@ func (x *index) hasSource(tenant, src string) bool {
 	return ok
 }
 
-func (x *index) markSource(tenant, src string) {
+func (x *index) markSource(tenant string, src source) {
 	x.mu.Lock()
 	x.tenant(tenant).sources[src] = struct{}{}
 	x.mu.Unlock()

@@ -336,7 +336,12 @@ func TestJetStreamDownIs503(t *testing.T) {
 
 func TestAPIKeys(t *testing.T) {
 	t.Parallel()
-	h := start(t, natstest.Run(t), testConfig())
+	ns := natstest.Run(t)
+	// The registry owns CHANGES; key changes are recorded there.
+	if err := bus.EnsureStreams(context.Background(), ns.JS, contract.ChangesStream(contract.DefaultTopology)); err != nil {
+		t.Fatal(err)
+	}
+	h := start(t, ns, testConfig())
 	code, _, b := h.post(t, "/v1/tenants/acme/keys", "application/json", `{"name":"ci"}`)
 	if code != http.StatusCreated {
 		t.Fatalf("create: %d %s", code, b)
@@ -388,6 +393,20 @@ func TestAPIKeys(t *testing.T) {
 	}
 	if code, _, _ := h.post(t, "/v1/tenants/acme/events", "application/cloudevents+json", structured, auth...); code != http.StatusUnauthorized {
 		t.Errorf("revoked key: %d", code)
+	}
+	st, err := ns.JS.Stream(context.Background(), contract.StreamChanges)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []string{"herald.change.apikey.created", "herald.change.apikey.deleted"} {
+		m, err := st.GetMsg(context.Background(), uint64(i+1))
+		if err != nil {
+			t.Fatalf("change %d: %v", i+1, err)
+		}
+		e, err := cenats.Decode(m.Header, m.Data)
+		if err != nil || e.Type() != want || m.Subject != "changes.acme.apikey" || !bytes.Contains(e.Data(), []byte(`"actor":"admin"`)) {
+			t.Errorf("change %d: %v %v", i+1, e, err)
+		}
 	}
 }
 
@@ -497,12 +516,12 @@ func TestNoAcceptedEventLost(t *testing.T) {
 		<-done
 	}
 	close(answers)
-	accepted, unavailable := map[string]bool{}, 0
+	accepted, n503 := map[string]bool{}, 0
 	for a := range answers {
 		if a.code == http.StatusAccepted {
 			accepted[a.id] = true
 		} else if a.code == http.StatusServiceUnavailable {
-			unavailable++
+			n503++
 		} else {
 			t.Errorf("event %s got %d", a.id, a.code)
 		}
@@ -533,7 +552,7 @@ func TestNoAcceptedEventLost(t *testing.T) {
 			t.Errorf("event %s was answered 202 but is not stored", id)
 		}
 	}
-	t.Logf("%d accepted, %d answered 503, %d stored", len(accepted), unavailable, len(stored))
+	t.Logf("%d accepted, %d answered 503, %d stored", len(accepted), n503, len(stored))
 }
 
 func portOf(t testing.TB, url string) int {
@@ -544,4 +563,35 @@ func portOf(t testing.TB, url string) int {
 		t.Fatal(err)
 	}
 	return p
+}
+
+func TestNotReadyIs503(t *testing.T) {
+	t.Parallel()
+	ns := natstest.Run(t)
+	svc, err := New(testConfig(), service.Deps{NC: ns.NC, JS: ns.JS, Auth: apiauth.NewAdminToken(adminToken)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	svc.Routes(mux)
+	hs := httptest.NewServer(mux)
+	defer hs.Close()
+	h := &harness{ns: ns, svc: svc, url: hs.URL}
+	code, hdr, b := h.post(t, "/v1/tenants/acme/events", mediaStructured, structured)
+	if code != http.StatusServiceUnavailable || hdr.Get("Retry-After") == "" {
+		t.Errorf("before Run: %d %s", code, b)
+	}
+}
+
+func TestConfigFromEnv(t *testing.T) {
+	env := map[string]string{"HERALD_COLLECTOR_MAX_BODY_BYTES": "2048", "HERALD_COLLECTOR_ALLOW_UNKNOWN_TYPES": "false"}
+	c, err := ConfigFromEnv(func(k string) string { return env[k] })
+	if err != nil || c.MaxBodyBytes != 2048 || c.AllowUnknownTypes || c.MaxBatch != 500 {
+		t.Errorf("%+v %v", c, err)
+	}
+	env = map[string]string{"HERALD_COLLECTOR_MAX_BATCH": "0", "HERALD_COLLECTOR_RATE_LIMIT": "x"}
+	_, err = ConfigFromEnv(func(k string) string { return env[k] })
+	if err == nil || !strings.Contains(err.Error(), "RATE_LIMIT") || !strings.Contains(err.Error(), "max batch") {
+		t.Errorf("want both errors, got %v", err)
+	}
 }

@@ -1,10 +1,17 @@
 package collector
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/heraldhq/herald/pkg/bus"
+	"github.com/heraldhq/herald/pkg/contract"
+	"github.com/heraldhq/herald/pkg/payload"
 
 	"github.com/heraldhq/herald/pkg/apiauth"
 	"github.com/heraldhq/herald/pkg/apikey"
@@ -57,6 +64,7 @@ func (s *Service) handleCreateKey(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, unavailable("could not store the key"))
 		return
 	}
+	s.recordChange(r.Context(), rec, payload.ActionCreated)
 	v := viewOf(rec)
 	v.Key = key
 	w.Header().Set("Content-Type", "application/json")
@@ -82,7 +90,11 @@ func (s *Service) handleListKeys(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Service) handleRevokeKey(w http.ResponseWriter, r *http.Request) {
-	err := s.keys.Load().Revoke(r.Context(), r.PathValue("tenant"), r.PathValue("id"))
+	tenant, id := r.PathValue("tenant"), r.PathValue("id")
+	err := s.keys.Load().Revoke(r.Context(), tenant, id)
+	if err == nil {
+		s.recordChange(r.Context(), apikey.Record{ID: id, Tenant: tenant}, payload.ActionDeleted)
+	}
 	switch {
 	case errors.Is(err, apikey.ErrNotFound):
 		problem.Write(w, r, problem.New(http.StatusNotFound, "no such key for this tenant"))
@@ -90,5 +102,33 @@ func (s *Service) handleRevokeKey(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, unavailable("could not revoke the key"))
 	default:
 		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+// changeSource is the CloudEvent source of the collector's CHANGES records.
+const changeSource = "urn:herald:collector"
+
+// recordChange writes herald.change.apikey.<action> to CHANGES (the
+// registry's stream) for the audit trail. The key change is already stored,
+// so a failed publish is logged, not returned: the record is lost, not the
+// change. The id is deterministic, so a retried revoke records once.
+func (s *Service) recordChange(ctx context.Context, rec apikey.Record, action string) {
+	actor := "unknown"
+	if p, ok := apiauth.FromContext(ctx); ok && p.Actor != "" {
+		actor = p.Actor
+	}
+	ch := payload.Change{Tenant: rec.Tenant, Entity: "apikey", EntityID: rec.ID, Action: action, Actor: actor, At: time.Now().UTC()}
+	e := event.New()
+	e.SetID("apikey_" + rec.ID + "_" + action)
+	e.SetSource(changeSource)
+	e.SetType(payload.TypeChangePrefix + "apikey." + action)
+	e.SetSubject(rec.ID)
+	e.SetTime(ch.At)
+	e.SetExtension(extTenant, rec.Tenant)
+	_ = e.SetData(event.ApplicationJSON, ch)
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if _, err := bus.PublishEvent(pctx, s.js, contract.ChangeSubject(rec.Tenant, "apikey"), MsgID(rec.Tenant, e.Source(), e.ID()), e); err != nil {
+		s.log.ErrorContext(ctx, "record change", "tenant", rec.Tenant, "entity", "apikey", "entity_id", rec.ID, "action", action, "error", err)
 	}
 }

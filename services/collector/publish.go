@@ -33,8 +33,12 @@ const publishConcurrency = 32
 
 // MsgID is the Nats-Msg-Id of an event: the same source and id are stored
 // once within the stream's duplicate window.
-func MsgID(source, id string) string {
-	sum := sha256.Sum256([]byte(source + "\n" + id))
+//
+// The tenant is part of the hash: the duplicate window spans the whole
+// stream, so without it one tenant could suppress (and probe for) another
+// tenant's events by reusing their source and id.
+func MsgID(tenant, source, id string) string {
+	sum := sha256.Sum256([]byte(tenant + "\n" + source + "\n" + id))
 	return hex.EncodeToString(sum[:])
 }
 
@@ -69,7 +73,7 @@ func (s *Service) store(ctx context.Context, t tenancy.Tenant, items []item) ([]
 		go func() {
 			defer func() { <-sem; wg.Done() }()
 			e := it.ev
-			ack, err := bus.PublishEvent(ctx, s.js, contract.EventSubject(t.ID, e.Type()), MsgID(e.Source(), e.ID()), e)
+			ack, err := bus.PublishEvent(ctx, s.js, contract.EventSubject(t.ID, e.Type()), MsgID(t.ID, e.Source(), e.ID()), e)
 			if err != nil {
 				errOnce.Do(func() { firstErr = err; cancel() })
 				return
