@@ -20,7 +20,7 @@ import (
 
 const root = ".."
 
-func loadCompose(t *testing.T) *types.Project {
+func loadCompose(t testing.TB) *types.Project {
 	t.Helper()
 	opts, err := cli.NewProjectOptions([]string{filepath.Join(root, "compose.yaml")},
 		cli.WithWorkingDirectory(root),
@@ -43,7 +43,7 @@ var envName = regexp.MustCompile(`^(HERALD|NATS|OTEL)_[A-Z0-9_]+$`)
 // sources under dir mention as string literals: getenv("X") calls and the
 // name tables some ConfigFromEnv functions range over. Deriving the list
 // from the code keeps compose.yaml honest when a setting is renamed.
-func envNamesIn(t *testing.T, dir string) map[string]bool {
+func envNamesIn(t testing.TB, dir string) map[string]bool {
 	t.Helper()
 	names := map[string]bool{}
 	err := filepath.WalkDir(filepath.Join(root, dir), func(path string, d fs.DirEntry, err error) error {

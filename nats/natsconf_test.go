@@ -64,7 +64,7 @@ type proc struct {
 func (p *proc) url() string { return fmt.Sprintf("nats://127.0.0.1:%d", p.port) }
 
 // start runs the server and waits until it accepts client connections.
-func (p *proc) start(t *testing.T) {
+func (p *proc) start(t testing.TB) {
 	t.Helper()
 	cmd := exec.Command(serverBin, "-c", p.conf)
 	cmd.Env = os.Environ()
@@ -101,7 +101,7 @@ func (p *proc) start(t *testing.T) {
 }
 
 // kill stops the server at once (SIGKILL), as a crash would.
-func (p *proc) kill(t *testing.T) {
+func (p *proc) kill(t testing.TB) {
 	t.Helper()
 	p.mu.Lock()
 	cmd, done := p.cmd, p.done
@@ -117,7 +117,7 @@ func (p *proc) kill(t *testing.T) {
 	}
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -130,7 +130,7 @@ func freePort(t *testing.T) int {
 // writeConf copies src into dir with accounts.conf beside it (the include
 // is relative) and applies the replacements, failing if one does not apply,
 // so that a renamed setting cannot slip through untested.
-func writeConf(t *testing.T, dir, src string, repl ...string) string {
+func writeConf(t testing.TB, dir, src string, repl ...string) string {
 	t.Helper()
 	b, err := os.ReadFile(src)
 	if err != nil {
@@ -157,13 +157,13 @@ func writeConf(t *testing.T, dir, src string, repl ...string) string {
 	return out
 }
 
-func startSingle(t *testing.T) *proc {
+func startSingle(t testing.TB, extra ...string) *proc {
 	dir := t.TempDir()
 	p := &proc{name: "herald-nats", port: freePort(t), mport: freePort(t)}
-	p.conf = writeConf(t, dir, "single.conf",
-		"store_dir: /data", "store_dir: "+filepath.Join(dir, "data"),
+	p.conf = writeConf(t, dir, "single.conf", append([]string{
+		"store_dir: /data", "store_dir: " + filepath.Join(dir, "data"),
 		"\nport: 4222", fmt.Sprintf("\nport: %d", p.port),
-		"http_port: 8222", fmt.Sprintf("http_port: %d", p.mport))
+		"http_port: 8222", fmt.Sprintf("http_port: %d", p.mport)}, extra...)...)
 	p.start(t)
 	t.Cleanup(func() { p.kill(t) })
 	return p
@@ -179,7 +179,7 @@ type client struct {
 	errs []error
 }
 
-func connect(t *testing.T, url, user string) *client {
+func connect(t testing.TB, url, user string) *client {
 	t.Helper()
 	c := &client{}
 	nc, err := nats.Connect(url, nats.UserInfo(user, password(user)), nats.MaxReconnects(-1),
@@ -224,7 +224,7 @@ func ce(id, typ string) event.Event {
 // refused asserts that user cannot store a message on subject: the
 // JetStream publish fails, the server reports a permissions violation, and
 // the stream (checked by admin) holds nothing on that subject.
-func refused(t *testing.T, c *client, admin *client, stream, subject string) {
+func refused(t testing.TB, c *client, admin *client, stream, subject string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
@@ -246,7 +246,7 @@ func refused(t *testing.T, c *client, admin *client, stream, subject string) {
 	}
 }
 
-func must(t *testing.T, what string, err error) {
+func must(t testing.TB, what string, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatalf("%s: %v", what, err)
@@ -386,7 +386,7 @@ func TestSingleNodePermissions(t *testing.T) {
 
 // consumeOne ensures the durable, as its service does, and handles and
 // acks one message through bus.Consume.
-func consumeOne(t *testing.T, ctx context.Context, c *client, stream string, cfg jetstream.ConsumerConfig) {
+func consumeOne(t testing.TB, ctx context.Context, c *client, stream string, cfg jetstream.ConsumerConfig) {
 	t.Helper()
 	cons, err := bus.EnsureConsumer(ctx, c.js, stream, cfg)
 	must(t, "ensure consumer "+cfg.Durable, err)

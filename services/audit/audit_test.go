@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go"
@@ -477,6 +478,9 @@ func TestScrub(t *testing.T) {
 		if got := scrub(in); got != want {
 			t.Errorf("scrub(%q) = %q, want %q", in, got, want)
 		}
+	}
+	if got := truncate(strings.Repeat("é", 300), 511); !utf8.ValidString(got) || len(got) > 514 {
+		t.Errorf("truncate cut a rune: %q", got[len(got)-6:])
 	}
 }
 

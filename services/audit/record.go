@@ -9,8 +9,8 @@ import (
 	"net/url"
 	"regexp"
 	"sort"
-	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go/jetstream"
@@ -159,15 +159,7 @@ func scrub(s string) string {
 	if s == "" {
 		return s
 	}
-	s = urlInText.ReplaceAllStringFunc(s, cleanURL)
-	for i, re := range secretShape {
-		if i == len(secretShape)-1 {
-			s = re.ReplaceAllString(s, "${1}[redacted]")
-			continue
-		}
-		s = re.ReplaceAllString(s, "[redacted]")
-	}
-	return s
+	return scrubPlain(urlInText.ReplaceAllStringFunc(s, cleanURL))
 }
 
 // cleanURL strips userinfo, query and fragment.
@@ -215,11 +207,9 @@ func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	s = s[:n]
-	for len(s) > 0 && !utf8ValidEnd(s) {
-		s = s[:len(s)-1]
+	// Cut on a rune boundary so the record stays valid UTF-8.
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
-	return s + "…"
+	return s[:n] + "…"
 }
-
-func utf8ValidEnd(s string) bool { return strings.ToValidUTF8(s, "\x00") == s }
