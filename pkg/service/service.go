@@ -19,6 +19,7 @@ import (
 	"github.com/heraldhq/herald/pkg/apiauth"
 	"github.com/heraldhq/herald/pkg/contract"
 	"github.com/heraldhq/herald/pkg/secretbox"
+	"github.com/heraldhq/herald/pkg/telemetry"
 )
 
 // Deps are what a service is built from. Services take these, never globals.
@@ -34,6 +35,8 @@ type Deps struct {
 	Keys *secretbox.Keyring
 	// Getenv reads the service's own settings.
 	Getenv func(string) string
+	// Metrics are Herald's instruments; nil in tests that do not measure.
+	Metrics *telemetry.Metrics
 }
 
 // Service is a long-running part of Herald. Run blocks until ctx is
@@ -137,4 +140,19 @@ func ServeHTTP(ctx context.Context, srv *http.Server, ln net.Listener, grace tim
 	err := srv.Shutdown(sctx)
 	<-errc
 	return err
+}
+
+// Durables lists every durable consumer with its stream, for consumer-lag
+// metrics.
+func Durables() [][2]string {
+	out := [][2]string{
+		{contract.StreamEvents, contract.ConsumerEngine},
+		{contract.StreamTimers, contract.ConsumerEngineTimers},
+		{contract.StreamNotifications, contract.ConsumerPlanner},
+		{contract.StreamDeliveries, contract.ConsumerDeliverer},
+	}
+	for stream, c := range contract.AuditConsumers() {
+		out = append(out, [2]string{stream, c.Durable})
+	}
+	return out
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/heraldhq/herald/pkg/bus"
 	"github.com/heraldhq/herald/pkg/contract"
 	"github.com/heraldhq/herald/pkg/secretbox"
+	"github.com/heraldhq/herald/pkg/telemetry"
 )
 
 // Builder makes a service from its dependencies.
@@ -88,13 +89,19 @@ func RunStandalone(ctx context.Context, name string, getenv func(string) string,
 	if err != nil {
 		return err
 	}
+	metrics, stopTelemetry, err := StartTelemetry(ctx, "herald-"+name, getenv, js, logger)
+	if err != nil {
+		nc.Close()
+		return err
+	}
+	defer stopTelemetry() // runs after the drain below: spans of the drain are flushed
 	defer func() {
 		if err := nc.Drain(); err != nil {
 			logger.Warn("drain NATS connection", "error", err)
 		}
 	}()
 	deps := Deps{
-		NC: nc, JS: js, Logger: logger, Keys: keys, Getenv: getenv,
+		NC: nc, JS: js, Logger: logger, Keys: keys, Getenv: getenv, Metrics: metrics,
 		Topology: contract.Topology{Replicas: cfg.Replicas, Storage: contract.DefaultTopology.Storage},
 		// Tenant API keys work on every service's API, not only the
 		// collector's that issues them.
@@ -111,6 +118,7 @@ func RunStandalone(ctx context.Context, name string, getenv func(string) string,
 	}
 	mux := http.NewServeMux()
 	HealthRoutes(mux, ready)
+	mux.Handle("GET /metrics", telemetry.MetricsHandler())
 	if h, ok := svc.(HTTPService); ok {
 		h.Routes(mux)
 	}

@@ -87,17 +87,26 @@ func NewMetrics(m metric.Meter) (*Metrics, error) {
 
 // Ingested counts one event by its type and result.
 func (x *Metrics) Ingested(ctx context.Context, eventType, result string) {
+	if x == nil {
+		return
+	}
 	x.IngestEvents.Add(ctx, 1, metric.WithAttributes(KeyType.String(eventType), KeyResult.String(result)))
 }
 
 // Notified counts one published notification.
 func (x *Metrics) Notified(ctx context.Context, notificationType string) {
+	if x == nil {
+		return
+	}
 	x.Notifications.Add(ctx, 1, metric.WithAttributes(KeyType.String(notificationType)))
 }
 
 // Delivered counts one attempt by outcome and, when delivered, records the
 // latency since ingestedAt (zero skips the histogram).
 func (x *Metrics) Delivered(ctx context.Context, outcome string, ingestedAt time.Time) {
+	if x == nil {
+		return
+	}
 	x.Deliveries.Add(ctx, 1, metric.WithAttributes(KeyOutcome.String(outcome)))
 	if !ingestedAt.IsZero() {
 		x.DeliveryLatency.Record(ctx, time.Since(ingestedAt).Seconds())

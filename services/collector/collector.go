@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/heraldhq/herald/pkg/telemetry"
 	"log/slog"
 	"strconv"
 	"sync/atomic"
@@ -94,6 +95,7 @@ func (c Config) Validate() error {
 
 // Service is the collector.
 type Service struct {
+	metrics *telemetry.Metrics
 	cfg     Config
 	nc      *nats.Conn
 	js      jetstream.JetStream
@@ -124,7 +126,8 @@ func New(cfg Config, deps service.Deps) (*Service, error) {
 	// composition root chained into deps.Auth.
 	auth := apiauth.Chain{deps.Auth, apikey.NewAuthenticator(deps.JS)}
 	return &Service{
-		cfg: cfg, nc: deps.NC, js: deps.JS, log: log.With("service", "collector"), topo: deps.Topology,
+		metrics: deps.Metrics,
+		cfg:     cfg, nc: deps.NC, js: deps.JS, log: log.With("service", "collector"), topo: deps.Topology,
 		auth: auth, keyring: deps.Keys, limits: newLimiter(cfg.RateLimit, cfg.MaxBatch),
 	}, nil
 }

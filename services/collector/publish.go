@@ -82,6 +82,7 @@ func (s *Service) store(ctx context.Context, t tenancy.Tenant, items []item) ([]
 			if ack.Duplicate {
 				results[i].Status = statusDuplicate
 			}
+			s.metrics.Ingested(ctx, e.Type(), results[i].Status)
 		}()
 	}
 	wg.Wait()

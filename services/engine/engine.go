@@ -43,6 +43,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/heraldhq/herald/pkg/telemetry"
 	"log/slog"
 	"strconv"
 	"sync/atomic"
@@ -112,6 +113,7 @@ func (c Config) Validate() error {
 
 // Service is the alert-state engine.
 type Service struct {
+	metrics *telemetry.Metrics
 	cfg     Config
 	js      jetstream.JetStream
 	log     *slog.Logger
@@ -134,7 +136,7 @@ func New(cfg Config, deps service.Deps) (*Service, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Service{cfg: cfg, js: deps.JS, log: log.With("service", "engine"), topo: deps.Topology}, nil
+	return &Service{cfg: cfg, js: deps.JS, log: log.With("service", "engine"), topo: deps.Topology, metrics: deps.Metrics}, nil
 }
 
 // Name implements service.Service.

@@ -233,6 +233,9 @@ func (s *Service) passthrough(ctx context.Context, tenant, eventID string, in ev
 		e.DataEncoded = data
 	}
 	_, err := bus.PublishEvent(ctx, s.js, contract.NotificationSubject(tenant, typ), id, e)
+	if err == nil {
+		s.metrics.Notified(ctx, e.Type())
+	}
 	return err
 }
 

@@ -114,6 +114,9 @@ func (s *Service) publishNotification(ctx context.Context, tenant string, n aler
 		return err
 	}
 	_, err := bus.PublishEvent(ctx, s.js, contract.NotificationSubject(tenant, n.Type), n.ID, e)
+	if err == nil {
+		s.metrics.Notified(ctx, e.Type())
+	}
 	return err
 }
 

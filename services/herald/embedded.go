@@ -24,6 +24,7 @@ import (
 	"github.com/heraldhq/herald/pkg/natsembed"
 	"github.com/heraldhq/herald/pkg/secretbox"
 	"github.com/heraldhq/herald/pkg/service"
+	"github.com/heraldhq/herald/pkg/telemetry"
 	"github.com/heraldhq/herald/services/audit"
 	"github.com/heraldhq/herald/services/collector"
 	"github.com/heraldhq/herald/services/dispatcher"
@@ -185,18 +186,27 @@ func runEmbedded(ctx context.Context, cfg Config, getenv func(string) string, st
 	if err != nil {
 		return fmt.Errorf("connect to embedded NATS: %w", err)
 	}
+	// Shutdown order: services drain (RunAll), then the connection drains,
+	// then telemetry flushes, then the server stops.
+	stopTelemetry := func() {}
 	defer func() {
 		if err := nc.Drain(); err != nil {
 			logger.Warn("drain NATS connection", "error", err)
 		}
+		stopTelemetry()
 	}()
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return err
 	}
+	metrics, stopTel, err := service.StartTelemetry(ctx, "herald", getenv, js, logger)
+	if err != nil {
+		return err
+	}
+	stopTelemetry = stopTel
 
 	deps := service.Deps{
-		NC: nc, JS: js, Logger: logger, Keys: keys,
+		NC: nc, JS: js, Logger: logger, Keys: keys, Metrics: metrics,
 		Topology: contract.DefaultTopology,
 		Getenv:   withDefaults(getenv, devDefaults),
 	}
@@ -210,6 +220,7 @@ func runEmbedded(ctx context.Context, cfg Config, getenv func(string) string, st
 	ready.Add("nats", service.NATSCheck(nc))
 	mux := http.NewServeMux()
 	service.HealthRoutes(mux, ready)
+	mux.Handle("GET /metrics", telemetry.MetricsHandler())
 	for _, s := range svcs {
 		if r, ok := s.(service.Readier); ok {
 			ready.Add(s.Name(), r.Ready)
