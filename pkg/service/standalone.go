@@ -127,7 +127,7 @@ func RunStandalone(ctx context.Context, name string, getenv func(string) string,
 		return fmt.Errorf("listen %s: %w", cfg.HTTPAddr, err)
 	}
 	logger.Info("started", "http_addr", ln.Addr().String(), "nats_url", cfg.Conn.URL)
-	return RunAll(ctx, logger, ln, mux, svc)
+	return RunAll(ctx, logger, ln, TraceHTTP(mux), svc)
 }
 
 // RunAll serves mux on ln and runs every service until ctx is cancelled or

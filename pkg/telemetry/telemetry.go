@@ -120,7 +120,11 @@ func Setup(ctx context.Context, serviceName string, getenv func(string) string) 
 	if err != nil {
 		return nil, err
 	}
-	otel.SetTracerProvider(p.TracerProvider)
+	// Without an exporter the global provider is left alone: it is the
+	// no-op default, or a recorder a test installed to follow a trace.
+	if getenv(EnvEndpoint) != "" {
+		otel.SetTracerProvider(p.TracerProvider)
+	}
 	otel.SetMeterProvider(p.MeterProvider)
 	current.Store(p)
 	return p.Shutdown, nil

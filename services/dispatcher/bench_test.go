@@ -34,6 +34,8 @@ func BenchmarkIsolation(b *testing.B) {
 	}
 }
 
+var benchWait = 30 * time.Second
+
 func benchIsolation(b *testing.B, hang bool) {
 	h := newHarness(b)
 	var mu sync.Mutex
@@ -88,8 +90,13 @@ func benchIsolation(b *testing.B, hang bool) {
 	}
 	select {
 	case <-done:
-	case <-time.After(90 * time.Second):
-		b.Fatalf("healthy endpoints got %d of %d", received, want)
+	case <-time.After(benchWait):
+		mu.Lock()
+		got := received
+		mu.Unlock()
+		info, _ := h.srv.JS.Consumer(ctx, contract.StreamDeliveries, contract.ConsumerDeliverer)
+		ci, _ := info.Info(ctx)
+		b.Fatalf("healthy endpoints got %d of %d; deliverer %+v", got, want, ci)
 	}
 	elapsed := time.Since(start)
 	b.StopTimer()

@@ -238,7 +238,7 @@ func runEmbedded(ctx context.Context, cfg Config, getenv func(string) string, st
 	if onStart != nil {
 		onStart(started{HTTPURL: httpURL, NATSURL: ns.ClientURL(), AdminToken: cfg.AdminToken})
 	}
-	return service.RunAll(ctx, logger, ln, mux, svcs...)
+	return service.RunAll(ctx, logger, ln, service.TraceHTTP(mux), svcs...)
 }
 
 // buildAll makes the five services from one set of deps, each with its own
