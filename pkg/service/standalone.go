@@ -74,7 +74,7 @@ func StandaloneConfigFromEnv(getenv func(string) string, name string) (Standalon
 // and on ctx cancel (SIGTERM) stops accepting requests, lets the service
 // drain, and drains the NATS connection.
 func RunStandalone(ctx context.Context, name string, getenv func(string) string, stdout io.Writer, build Builder) error {
-	logger := NewLogger(stdout).With("service", name)
+	logger := NewLogger(stdout)
 	cfg, err := StandaloneConfigFromEnv(getenv, name)
 	if err != nil {
 		return err

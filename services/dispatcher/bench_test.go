@@ -34,7 +34,7 @@ func BenchmarkIsolation(b *testing.B) {
 	}
 }
 
-var benchWait = 30 * time.Second
+var benchWait = 90 * time.Second
 
 func benchIsolation(b *testing.B, hang bool) {
 	h := newHarness(b)
@@ -63,7 +63,11 @@ func benchIsolation(b *testing.B, hang bool) {
 	for i := range 10 {
 		handler := http.HandlerFunc(healthy)
 		if i == 9 && hang {
-			handler = func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }
+			handler = func(w http.ResponseWriter, r *http.Request) {
+				// Reading the body lets the server notice the client leaving.
+				_, _ = io.Copy(io.Discard, r.Body)
+				<-r.Context().Done()
+			}
 		} else if i == 9 {
 			handler = func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) }
 		}

@@ -16,10 +16,12 @@
 // are scheduled messages on deliveries-scheduled.>, so a pair waiting hours
 // holds no slot of the consumer's ack-pending window.
 //
-// Ordering per alert: the dispatcher does not serialise deliveries, so a
-// receiver may see an alert's resolved before its opened when the first
-// POST was retried. Receivers order by the notification's CloudEvent time
-// and the per-alert sequence that the engine puts in the data.
+// Ordering per alert: the dispatcher does not serialise deliveries (that
+// would let one failing POST hold back every later one), so a receiver may
+// see an alert's resolved before its opened when the first POST was
+// retried. Receivers tell the order by data.sequence (payload.Alert.Sequence,
+// +1 per notification of the alert) and ignore anything older than what
+// they have seen; webhook-id dedups repeats.
 package dispatcher
 
 import (

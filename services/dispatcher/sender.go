@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"sync"
 	"text/template"
 	"time"
@@ -20,6 +21,11 @@ import (
 	"github.com/cloudevents/sdk-go/v2/binding"
 	"github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/heraldhq/herald/pkg/payload"
 	"github.com/heraldhq/herald/pkg/secretbox"
@@ -121,14 +127,30 @@ func (s *sender) send(ctx context.Context, sub subscription.Subscription, d payl
 		// Redirects are never followed: the 3xx is the answer.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
+	ctx, span := otel.Tracer("github.com/heraldhq/herald/services/dispatcher").Start(ctx, "POST",
+		trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
+			attribute.String("http.request.method", http.MethodPost),
+			attribute.String("server.address", req.URL.Hostname()),
+			attribute.String("url.full", redactURL(sub.URL)),
+			attribute.String("herald.webhook_id", webhookID)))
+	defer span.End()
+	req = req.WithContext(ctx)
+	if sub.PropagateTrace {
+		otel.GetTextMapPropagator().Inject(ctx, propagation.HeaderCarrier(req.Header))
+	}
 	start := time.Now()
 	resp, err := client.Do(req)
 	r := result{latency: time.Since(start)}
 	if err != nil {
 		r.class, r.err = classify(err), errors.New(redactErr(err, sub.URL))
+		span.SetStatus(codes.Error, r.class)
 		return r
 	}
 	defer resp.Body.Close()
+	span.SetAttributes(attribute.Int("http.response.status_code", resp.StatusCode))
+	if resp.StatusCode >= 400 {
+		span.SetStatus(codes.Error, strconv.Itoa(resp.StatusCode))
+	}
 	snip, _ := io.ReadAll(io.LimitReader(resp.Body, snippetLimit))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, drainLimit))
 	r.latency = time.Since(start)

@@ -146,7 +146,7 @@ type started struct {
 }
 
 func runEmbedded(ctx context.Context, cfg Config, getenv func(string) string, stdout io.Writer, onStart func(started)) error {
-	logger := service.NewLogger(stdout).With("service", "herald")
+	logger := service.NewLogger(stdout)
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
