@@ -11,6 +11,9 @@ const (
 	OutcomeRetrying     = "retrying"      // failed, another attempt is scheduled
 	OutcomeFailed       = "failed"        // permanent failure (4xx, 3xx, 410)
 	OutcomeDeadLettered = "dead_lettered" // retries exhausted
+	// OutcomeReplayRequested marks the record of a replay request (attempt
+	// 0, Replay true), so the audit trail shows who asked for it.
+	OutcomeReplayRequested = "replay_requested"
 )
 
 // Error classes.

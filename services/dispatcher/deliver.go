@@ -365,5 +365,11 @@ func (s *Service) publishAttempt(ctx context.Context, id string, a payload.Attem
 		return bus.Permanent(err)
 	}
 	_, err := bus.PublishEvent(ctx, s.js, contract.AttemptSubject(a.Tenant, a.SubscriptionID), id, e)
+	if err == nil && s.metrics != nil {
+		s.metrics.Delivered(ctx, a.Outcome, time.Time{})
+		if a.Outcome == payload.OutcomeDeadLettered {
+			s.metrics.DeadLetters.Add(ctx, 1)
+		}
+	}
 	return err
 }

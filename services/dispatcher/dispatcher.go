@@ -30,6 +30,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/heraldhq/herald/pkg/telemetry"
 	"log/slog"
 	"net/netip"
 	"strconv"
@@ -200,6 +201,8 @@ func (c Config) Validate() error {
 
 // Service is the dispatcher.
 type Service struct {
+	metrics  *telemetry.Metrics
+	filters  filterCache
 	cfg      Config
 	js       jetstream.JetStream
 	log      *slog.Logger
@@ -241,7 +244,7 @@ func New(cfg Config, deps service.Deps) (*Service, error) {
 		id = "d-" + hex.EncodeToString(b)
 	}
 	s := &Service{
-		cfg: cfg, js: deps.JS, log: log.With("service", "dispatcher"), topo: deps.Topology,
+		cfg: cfg, js: deps.JS, log: log.With("service", "dispatcher"), topo: deps.Topology, metrics: deps.Metrics,
 		keys: deps.Keys, auth: deps.Auth, instance: id,
 		// The lease outlives one attempt plus bookkeeping, and is shorter
 		// than AckWait so a takeover never races a live owner.

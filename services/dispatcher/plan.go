@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go/jetstream"
@@ -12,6 +13,7 @@ import (
 	"github.com/heraldhq/herald/pkg/cenats"
 	"github.com/heraldhq/herald/pkg/contract"
 	"github.com/heraldhq/herald/pkg/payload"
+	"github.com/heraldhq/herald/pkg/subscription"
 )
 
 // eventSource is the CloudEvent source of what the dispatcher publishes.
@@ -41,13 +43,24 @@ func (s *Service) handlePlan(ctx context.Context, msg jetstream.Msg) error {
 	if err != nil {
 		return bus.Permanent(fmt.Errorf("encode notification %s: %w", n.ID(), err))
 	}
-	// CEL filters are not evaluated yet (no evaluator in pkg/subscription):
-	// a subscription with a filter receives every notification of its types.
 	var seq uint64
 	if meta, err := msg.Metadata(); err == nil {
 		seq = meta.Sequence.Stream
 	}
+	var data any
+	decoded := false
 	for _, sub := range subs {
+		if sub.Filter != "" {
+			if !decoded {
+				decoded = true
+				if len(n.Data()) > 0 {
+					_ = json.Unmarshal(n.Data(), &data) // non-JSON data: filters over data do not match
+				}
+			}
+			if !s.filters.matches(sub.Filter, n, tenant, data) {
+				continue
+			}
+		}
 		d := payload.Delivery{
 			Tenant: sub.Tenant, SubscriptionID: sub.ID, NotificationTenant: tenant,
 			NotificationID: n.ID(), NotificationType: n.Type(), Notification: raw, NotificationSeq: seq, Attempt: 1,
@@ -89,4 +102,26 @@ func (s *Service) publishDelivery(ctx context.Context, d payload.Delivery, msgID
 		return err
 	}
 	return nil
+}
+
+// filterCache holds compiled CEL filters by expression; the registry
+// type-checked them already, so a compile error here means "no match".
+type filterCache struct{ m sync.Map }
+
+func (c *filterCache) matches(expr string, n event.Event, tenant string, data any) bool {
+	var f *subscription.Filter
+	if v, ok := c.m.Load(expr); ok {
+		f, _ = v.(*subscription.Filter)
+	} else {
+		compiled, err := subscription.CompileFilter(expr)
+		if err == nil {
+			f = compiled
+		}
+		c.m.Store(expr, f)
+	}
+	if f == nil {
+		return false
+	}
+	ok, err := f.Eval(subscription.FilterEvent{ID: n.ID(), Source: n.Source(), Type: n.Type(), Subject: n.Subject(), Tenant: tenant, Time: n.Time()}, data)
+	return err == nil && ok
 }

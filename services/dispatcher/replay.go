@@ -21,11 +21,6 @@ import (
 	"github.com/heraldhq/herald/pkg/subscription"
 )
 
-// outcomeReplayRequested marks the ATTEMPTS record of a replay request, so
-// the audit trail shows who asked for a re-send, and when, before the
-// attempts themselves (which carry replay=true).
-const outcomeReplayRequested = "replay_requested"
-
 // maxReplayPairs bounds one replay request.
 const maxReplayPairs = 10000
 
@@ -233,7 +228,7 @@ func (s *Service) replayPair(ctx context.Context, d payload.Delivery, sub subscr
 	if _, err := s.putState(ctx, key, rev, rec); err != nil {
 		return fmt.Errorf("reset delivery state: %w", err)
 	}
-	a := s.attemptRecord(d, sub, result{}, outcomeReplayRequested, time.Now(), nil)
+	a := s.attemptRecord(d, sub, result{}, payload.OutcomeReplayRequested, time.Now(), nil)
 	a.Attempt = 0
 	a.Error = "replay requested by " + who
 	if err := s.publishAttempt(ctx, key+":0"+replaySuffix(d.Replay), a); err != nil {

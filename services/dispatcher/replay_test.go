@@ -89,7 +89,7 @@ func TestRetryAndReplay(t *testing.T) {
 	var requested, replayed int
 	for _, a := range h.attempts() {
 		switch {
-		case a.Outcome == outcomeReplayRequested:
+		case a.Outcome == payload.OutcomeReplayRequested:
 			requested++
 			if !a.Replay || !strings.Contains(a.Error, "admin") {
 				t.Errorf("replay record %+v", a)

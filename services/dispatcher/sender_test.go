@@ -181,3 +181,26 @@ func TestIncludeSubaccounts(t *testing.T) {
 		t.Errorf("deliveries %v, want /root-incl and /paris once each", paths)
 	}
 }
+
+// A subscription's CEL filter decides per notification; a filter that
+// cannot be evaluated (a missing key) does not match.
+func TestCELFilter(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	rc := newReceiver(t, nil)
+	h.putSub(subscription.Subscription{ID: "match", URL: rc.URL + "/match", Filter: `data.title.startsWith("Disk")`})
+	h.putSub(subscription.Subscription{ID: "nomatch", URL: rc.URL + "/nomatch", Filter: `data.title == "CPU"`})
+	h.putSub(subscription.Subscription{ID: "missing", URL: rc.URL + "/missing", Filter: `data.severity == "Critical"`})
+	h.putSub(subscription.Subscription{ID: "attr", URL: rc.URL + "/attr", Filter: `subject == "alert-1" && type == "alert.opened"`})
+	h.start(testConfig())
+	h.notify("acme", "alert.opened", "n-filter")
+	rc.waitCount(t, 2)
+	h.settled()
+	paths := map[string]int{}
+	for _, r := range rc.requests() {
+		paths[r.Path]++
+	}
+	if len(paths) != 2 || paths["/match"] != 1 || paths["/attr"] != 1 {
+		t.Errorf("deliveries %v, want /match and /attr once each", paths)
+	}
+}
