@@ -100,3 +100,57 @@ func TestClientCommandsNeedTenant(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// The client commands drive a running Herald end to end: a tenant, a
+// subscription, an event, and the attempt in the deliveries listing.
+func TestClientAgainstHerald(t *testing.T) {
+	h := startHerald(t)
+	rcv := newReceiver(t)
+	env := func(k string) string {
+		switch k {
+		case "HERALD_URL":
+			return h.HTTPURL
+		case "HERALD_TOKEN":
+			return h.AdminToken
+		case "HERALD_CONFIG":
+			return t.TempDir() + "/config.json"
+		}
+		return ""
+	}
+	herald := func(args ...string) string {
+		t.Helper()
+		var out, errs syncBuffer
+		if err := run(context.Background(), append(args, "--output", "json"), env, &out, &errs); err != nil {
+			t.Fatalf("herald %v: %v (%s)", args, err, errs.String())
+		}
+		return out.String()
+	}
+	herald("tenants", "create", "--id", "cli", "--name", "CLI")
+	sub := herald("subscriptions", "create", "--tenant", "cli", "--url", rcv.srv.URL+"/cli", "--events", "cli.*")
+	if !strings.Contains(sub, `"secret": "whsec_`) {
+		t.Fatalf("subscriptions create printed no secret: %s", sub)
+	}
+	herald("send", "--tenant", "cli", "--type", "cli.ping", "--data", `{"n":1}`)
+	natstest.Eventually(t, 30*time.Second, func() error {
+		if len(rcv.all()) != 1 {
+			return fmt.Errorf("receiver got %d", len(rcv.all()))
+		}
+		var out, errs syncBuffer
+		if err := run(context.Background(), []string{"deliveries", "--tenant", "cli", "--output", "json"}, env, &out, &errs); err != nil {
+			return err
+		}
+		if !strings.Contains(out.String(), `"delivered"`) {
+			return fmt.Errorf("deliveries: %s", out.String())
+		}
+		return nil
+	})
+	if v := herald("audit", "verify", "--tenant", "cli"); !strings.Contains(v, "true") {
+		t.Errorf("audit verify: %s", v)
+	}
+	// A bad request shows the server's problem detail.
+	var out, errs syncBuffer
+	err := run(context.Background(), []string{"subscriptions", "create", "--tenant", "cli", "--url", "ftp://x", "--events", "a"}, env, &out, &errs)
+	if err == nil || !strings.Contains(err.Error(), "400") || !strings.Contains(err.Error(), "/url") {
+		t.Errorf("bad subscription: %v", err)
+	}
+}
