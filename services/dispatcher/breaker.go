@@ -1,6 +1,7 @@
 package dispatcher
 
 import (
+	"context"
 	"math"
 	"sync"
 	"time"
@@ -74,7 +75,7 @@ func (b *breakers) open(now time.Time) int {
 
 // acquire takes one of the host's concurrency slots without waiting; a
 // worker never blocks on a slow endpoint, it hands the pair back instead.
-func (b *breakers) acquire(host string, limit int) (release func(), ok bool) {
+func (b *breakers) acquire(ctx context.Context, host string, limit int, wait time.Duration) (release func(), ok bool) {
 	b.mu.Lock()
 	ch := b.slots[host]
 	if ch == nil {
@@ -86,6 +87,15 @@ func (b *breakers) acquire(host string, limit int) (release func(), ok bool) {
 	case ch <- struct{}{}:
 		return func() { <-ch }, true
 	default:
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case ch <- struct{}{}:
+		return func() { <-ch }, true
+	case <-t.C:
+		return nil, false
+	case <-ctx.Done():
 		return nil, false
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/url"
 	"strconv"
 	"time"
@@ -138,11 +139,12 @@ func (s *Service) handleDelivery(ctx context.Context, msg jetstream.Msg) error {
 	if until := s.breaker.openUntil(host, now); !until.IsZero() {
 		return s.reschedule(ctx, d, until, "breaker")
 	}
-	release, ok := s.breaker.acquire(host, s.cfg.EndpointConcurrency)
+	release, ok := s.breaker.acquire(ctx, host, s.cfg.EndpointConcurrency, busyWait)
 	if !ok {
-		// The endpoint already has its share of workers: the pair waits
-		// in the stream, not in a worker.
-		return s.reschedule(ctx, d, now.Add(2*time.Second), "busy")
+		// The endpoint has had its share of workers for a while (it is
+		// slow): the pair goes back to the stream for a short time rather
+		// than holding a worker that healthy endpoints need.
+		return &bus.RetryAfterError{Delay: busyRetry + time.Duration(rand.Int64N(int64(busyRetry))), Err: errors.New("endpoint busy")}
 	}
 	defer release()
 	if wait, cancel := s.limits.reserve(sub, now); wait > time.Second {
@@ -373,3 +375,11 @@ func (s *Service) publishAttempt(ctx context.Context, id string, a payload.Attem
 	}
 	return err
 }
+
+// A pair whose endpoint is at its concurrency cap waits up to busyWait for
+// a slot (bursts to a fast endpoint pass at its speed), then returns to the
+// stream for busyRetry to 2*busyRetry.
+const (
+	busyWait  = 250 * time.Millisecond
+	busyRetry = 500 * time.Millisecond
+)

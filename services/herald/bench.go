@@ -40,6 +40,7 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 	conc := fs.Int("concurrency", 32, "concurrent ingest requests (and bare client requests)")
 	jsonOut := fs.String("json", "bench.json", "write the results as JSON to this file (empty: don't)")
 	timeout := fs.Duration("timeout", 10*time.Minute, "give up after this long")
+	syncAlways := fs.Bool("sync-always", true, "fsync every JetStream write before its ack (the default); false uses the server's periodic fsync")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -64,7 +65,7 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 	startedc := make(chan started, 1)
 	herr := make(chan error, 1)
 	go func() {
-		cfg := Config{HTTPAddr: "127.0.0.1:0", DataDir: dir, NATSHost: "127.0.0.1", NATSPort: -1, AdminToken: newToken()}
+		cfg := Config{HTTPAddr: "127.0.0.1:0", DataDir: dir, NATSHost: "127.0.0.1", NATSPort: -1, AdminToken: newToken(), SyncAlways: *syncAlways}
 		herr <- runEmbedded(hctx, cfg, getenv, io.Discard, func(s started) { startedc <- s })
 	}()
 	var h started
@@ -91,7 +92,7 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 	if err := waitReady(ctx, c); err != nil {
 		return err
 	}
-	res := benchResults{Machine: fmt.Sprintf("%s/%s, %d CPUs, %s", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version()),
+	res := benchResults{SyncAlways: *syncAlways, Machine: fmt.Sprintf("%s/%s, %d CPUs, %s", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version()),
 		Events: *events, Concurrency: *conc}
 	cpu0 := cpuSeconds()
 
@@ -191,6 +192,7 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 
 type benchResults struct {
 	Machine                     string        `json:"machine"`
+	SyncAlways                  bool          `json:"sync_always"`
 	Events                      int           `json:"events"`
 	Concurrency                 int           `json:"concurrency"`
 	IngestSingle                rateResult    `json:"ingest_single"`
@@ -508,7 +510,7 @@ func peakRSSMiB() float64 {
 }
 
 func printBench(w io.Writer, r benchResults) {
-	fmt.Fprintf(w, "Herald load run on %s, %d events per phase, concurrency %d\n\n", r.Machine, r.Events, r.Concurrency)
+	fmt.Fprintf(w, "Herald load run on %s, %d events per phase, concurrency %d, JetStream fsync always: %v\n\n", r.Machine, r.Events, r.Concurrency, r.SyncAlways)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "ingest, single events\t%.0f events/s\n", r.IngestSingle.PerSecond)
 	fmt.Fprintf(tw, "ingest, batches of 100\t%.0f events/s\n", r.IngestBatch100.PerSecond)
