@@ -29,7 +29,7 @@ func TestCheckAddr(t *testing.T) {
 		"ipv4-mapped":         "::ffff:127.0.0.1",
 		"ipv4-mapped private": "::ffff:10.0.0.1",
 		"nat64":               "64:ff9b::a9fe:a9fe",
-		"nat64 public":        "64:ff9b::808:808",
+		"nat64 private":       "64:ff9b::a00:1",
 		"6to4":                "2002:7f00:1::1",
 		"multicast":           "224.0.0.1",
 	}
@@ -38,7 +38,8 @@ func TestCheckAddr(t *testing.T) {
 			t.Errorf("%s %s allowed", name, a)
 		}
 	}
-	for _, a := range []string{"8.8.8.8", "2606:4700:4700::1111", "93.184.216.34"} {
+	// NAT64 and 6to4 are judged by the IPv4 address they embed.
+	for _, a := range []string{"8.8.8.8", "2606:4700:4700::1111", "93.184.216.34", "64:ff9b::808:808"} {
 		if err := checkAddr(netip.MustParseAddr(a), nil); err != nil {
 			t.Errorf("%s blocked: %v", a, err)
 		}
