@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"sync"
+	"time"
 
 	"github.com/heraldhq/herald/pkg/bus"
 	"github.com/heraldhq/herald/pkg/contract"
@@ -73,6 +74,11 @@ func (s *Service) store(ctx context.Context, t tenancy.Tenant, items []item) ([]
 		go func() {
 			defer func() { <-sem; wg.Done() }()
 			e := it.ev
+			if e.Time().IsZero() {
+				// Stamp the acceptance time, so that what is derived from
+				// the event (notifications, audit) has a real one.
+				e.SetTime(time.Now().UTC())
+			}
 			ack, err := bus.PublishEvent(ctx, s.js, contract.EventSubject(t.ID, e.Type()), MsgID(t.ID, e.Source(), e.ID()), e)
 			if err != nil {
 				errOnce.Do(func() { firstErr = err; cancel() })
