@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -96,6 +98,11 @@ func (s *Service) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *pro
 	}
 	if err != nil {
 		return nil, problem.Invalid("could not read the body: " + err.Error())
+	}
+	// encoding/json would quietly turn invalid bytes into U+FFFD, changing
+	// ids and data; JSON must be UTF-8 (RFC 8259), so refuse it instead.
+	if strings.Contains(r.Header.Get("Content-Type"), "json") && !utf8.Valid(body) {
+		return nil, problem.Invalid("the body is not valid UTF-8", problem.FieldError{Pointer: "", Detail: "JSON text must be UTF-8 (RFC 8259)"})
 	}
 	return body, nil
 }
