@@ -1,29 +1,10 @@
 // Command herald-dispatcher runs the dispatcher against NATS_URL.
+// Its settings come only from the environment (see the README).
 package main
 
 import (
-	"context"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
-
 	"github.com/heraldhq/herald/pkg/service"
 	"github.com/heraldhq/herald/services/dispatcher"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	err := service.RunStandalone(ctx, "dispatcher", os.Getenv, os.Stdout, func(d service.Deps) (service.Service, error) {
-		cfg, err := dispatcher.ConfigFromEnv(d.Getenv)
-		if err != nil {
-			return nil, err
-		}
-		return dispatcher.New(cfg, d)
-	})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "herald-dispatcher:", err)
-		os.Exit(1)
-	}
-}
+func main() { service.Main("dispatcher", dispatcher.ConfigFromEnv, dispatcher.New) }

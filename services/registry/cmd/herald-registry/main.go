@@ -1,29 +1,10 @@
 // Command herald-registry runs the subscription registry against NATS_URL.
+// Its settings come only from the environment (see the README).
 package main
 
 import (
-	"context"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
-
 	"github.com/heraldhq/herald/pkg/service"
 	"github.com/heraldhq/herald/services/registry"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	err := service.RunStandalone(ctx, "registry", os.Getenv, os.Stdout, func(d service.Deps) (service.Service, error) {
-		cfg, err := registry.ConfigFromEnv(d.Getenv)
-		if err != nil {
-			return nil, err
-		}
-		return registry.New(cfg, d)
-	})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "herald-registry:", err)
-		os.Exit(1)
-	}
-}
+func main() { service.Main("registry", registry.ConfigFromEnv, registry.New) }
