@@ -66,21 +66,10 @@ type Config struct {
 // ConfigFromEnv reads HERALD_AUDIT_* variables.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	c := Config{Retention: 30 * 24 * time.Hour, PurgeInterval: time.Hour, TenantRetention: map[string]time.Duration{}}
-	var errs []error
-	if v := getenv("HERALD_AUDIT_RETENTION"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("HERALD_AUDIT_RETENTION: %w", err))
-		}
-		c.Retention = d
-	}
-	if v := getenv("HERALD_AUDIT_PURGE_INTERVAL"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("HERALD_AUDIT_PURGE_INTERVAL: %w", err))
-		}
-		c.PurgeInterval = d
-	}
+	env := service.NewEnvReader(getenv)
+	env.Duration("HERALD_AUDIT_RETENTION", &c.Retention)
+	env.Duration("HERALD_AUDIT_PURGE_INTERVAL", &c.PurgeInterval)
+	errs := []error{env.Err()}
 	if v := getenv("HERALD_AUDIT_RETENTION_TENANTS"); v != "" {
 		for _, kv := range strings.Split(v, ",") {
 			t, ds, ok := strings.Cut(strings.TrimSpace(kv), "=")

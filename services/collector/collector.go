@@ -59,20 +59,13 @@ func DefaultConfig() Config {
 // ConfigFromEnv reads HERALD_COLLECTOR_* variables.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	c := DefaultConfig()
-	var errs []error
-	parse := func(name string, f func(string) error) {
-		if v := getenv(name); v != "" {
-			if err := f(v); err != nil {
-				errs = append(errs, fmt.Errorf("%s %q: %w", name, v, err))
-			}
-		}
-	}
-	parse("HERALD_COLLECTOR_MAX_BODY_BYTES", func(v string) (err error) { c.MaxBodyBytes, err = strconv.ParseInt(v, 10, 64); return })
-	parse("HERALD_COLLECTOR_MAX_BATCH", func(v string) (err error) { c.MaxBatch, err = strconv.Atoi(v); return })
-	parse("HERALD_COLLECTOR_RATE_LIMIT", func(v string) (err error) { c.RateLimit, err = strconv.ParseFloat(v, 64); return })
-	parse("HERALD_COLLECTOR_ALLOW_UNKNOWN_TYPES", func(v string) (err error) { c.AllowUnknownTypes, err = strconv.ParseBool(v); return })
-	parse("HERALD_COLLECTOR_PUBLISH_TIMEOUT", func(v string) (err error) { c.PublishTimeout, err = time.ParseDuration(v); return })
-	return c, errors.Join(append(errs, c.Validate())...)
+	env := service.NewEnvReader(getenv)
+	env.Parse("HERALD_COLLECTOR_MAX_BODY_BYTES", func(v string) (err error) { c.MaxBodyBytes, err = strconv.ParseInt(v, 10, 64); return })
+	env.Int("HERALD_COLLECTOR_MAX_BATCH", &c.MaxBatch)
+	env.Float("HERALD_COLLECTOR_RATE_LIMIT", &c.RateLimit)
+	env.Bool("HERALD_COLLECTOR_ALLOW_UNKNOWN_TYPES", &c.AllowUnknownTypes)
+	env.Duration("HERALD_COLLECTOR_PUBLISH_TIMEOUT", &c.PublishTimeout)
+	return c, errors.Join(env.Err(), c.Validate())
 }
 
 // Validate reports every problem of c.

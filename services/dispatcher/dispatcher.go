@@ -33,7 +33,6 @@ import (
 	"github.com/heraldhq/herald/pkg/telemetry"
 	"log/slog"
 	"net/netip"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -99,43 +98,17 @@ func DefaultConfig() Config {
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	c := DefaultConfig()
 	var errs []error
-	ints := map[string]*int{
-		"HERALD_DISPATCHER_WORKERS":              &c.Workers,
-		"HERALD_DISPATCHER_PLAN_WORKERS":         &c.PlanWorkers,
-		"HERALD_DISPATCHER_ENDPOINT_CONCURRENCY": &c.EndpointConcurrency,
-		"HERALD_DISPATCHER_BREAKER_FAILURES":     &c.BreakerFailures,
-	}
-	for name, dst := range ints {
-		if v := getenv(name); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s %q: %w", name, v, err))
-			}
-			*dst = n
-		}
-	}
-	durs := map[string]*time.Duration{
-		"HERALD_DISPATCHER_TIMEOUT":          &c.Timeout,
-		"HERALD_DISPATCHER_BREAKER_COOLDOWN": &c.BreakerCooldown,
-		"HERALD_DISPATCHER_DISABLE_AFTER":    &c.DisableAfter,
-		"HERALD_DISPATCHER_SHUTDOWN_GRACE":   &c.ShutdownGrace,
-	}
-	for name, dst := range durs {
-		if v := getenv(name); v != "" {
-			d, err := time.ParseDuration(v)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s %q: %w", name, v, err))
-			}
-			*dst = d
-		}
-	}
-	if v := getenv("HERALD_DISPATCHER_JITTER"); v != "" {
-		f, err := strconv.ParseFloat(v, 64)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("HERALD_DISPATCHER_JITTER %q: %w", v, err))
-		}
-		c.Jitter = f
-	}
+	env := service.NewEnvReader(getenv)
+	env.Int("HERALD_DISPATCHER_WORKERS", &c.Workers)
+	env.Int("HERALD_DISPATCHER_PLAN_WORKERS", &c.PlanWorkers)
+	env.Int("HERALD_DISPATCHER_ENDPOINT_CONCURRENCY", &c.EndpointConcurrency)
+	env.Int("HERALD_DISPATCHER_BREAKER_FAILURES", &c.BreakerFailures)
+	env.Duration("HERALD_DISPATCHER_TIMEOUT", &c.Timeout)
+	env.Duration("HERALD_DISPATCHER_BREAKER_COOLDOWN", &c.BreakerCooldown)
+	env.Duration("HERALD_DISPATCHER_DISABLE_AFTER", &c.DisableAfter)
+	env.Duration("HERALD_DISPATCHER_SHUTDOWN_GRACE", &c.ShutdownGrace)
+	env.Float("HERALD_DISPATCHER_JITTER", &c.Jitter)
+	errs = append(errs, env.Err())
 	if v := getenv("HERALD_DISPATCHER_SCHEDULE"); v != "" {
 		c.Schedule = nil
 		for _, p := range strings.Split(v, ",") {

@@ -45,7 +45,6 @@ import (
 	"fmt"
 	"github.com/heraldhq/herald/pkg/telemetry"
 	"log/slog"
-	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -73,27 +72,11 @@ type Config struct {
 // ConfigFromEnv reads HERALD_ENGINE_* variables.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	c := Config{Workers: 4, OperationDeadline: time.Hour}
-	var errs []error
-	if v := getenv("HERALD_ENGINE_WORKERS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("HERALD_ENGINE_WORKERS %q: %w", v, err))
-		}
-		c.Workers = n
-	}
-	for name, dst := range map[string]*time.Duration{
-		"HERALD_ENGINE_OPERATION_DEADLINE": &c.OperationDeadline,
-		"HERALD_ENGINE_DEADLINE_OVERRIDE":  &c.DeadlineOverride,
-	} {
-		if v := getenv(name); v != "" {
-			d, err := time.ParseDuration(v)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s %q: %w", name, v, err))
-			}
-			*dst = d
-		}
-	}
-	return c, errors.Join(append(errs, c.Validate())...)
+	env := service.NewEnvReader(getenv)
+	env.Int("HERALD_ENGINE_WORKERS", &c.Workers)
+	env.Duration("HERALD_ENGINE_OPERATION_DEADLINE", &c.OperationDeadline)
+	env.Duration("HERALD_ENGINE_DEADLINE_OVERRIDE", &c.DeadlineOverride)
+	return c, errors.Join(env.Err(), c.Validate())
 }
 
 // Validate reports every problem of c.

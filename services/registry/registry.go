@@ -71,26 +71,11 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		}
 		c.AllowCIDRs = p
 	}
-	if v := getenv("HERALD_REGISTRY_SUBSCRIPTION_QUOTA"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("HERALD_REGISTRY_SUBSCRIPTION_QUOTA %q: want an integer", v))
-		}
-		c.SubscriptionQuota = n
-	}
-	for name, dst := range map[string]*time.Duration{
-		"HERALD_REGISTRY_ROTATION_OVERLAP": &c.RotationOverlap,
-		"HERALD_REGISTRY_TEST_TIMEOUT":     &c.TestTimeout,
-	} {
-		if v := getenv(name); v != "" {
-			d, err := time.ParseDuration(v)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s %q: %w", name, v, err))
-			}
-			*dst = d
-		}
-	}
-	return c, errors.Join(append(errs, c.Validate())...)
+	env := service.NewEnvReader(getenv)
+	env.Int("HERALD_REGISTRY_SUBSCRIPTION_QUOTA", &c.SubscriptionQuota)
+	env.Duration("HERALD_REGISTRY_ROTATION_OVERLAP", &c.RotationOverlap)
+	env.Duration("HERALD_REGISTRY_TEST_TIMEOUT", &c.TestTimeout)
+	return c, errors.Join(append(errs, env.Err(), c.Validate())...)
 }
 
 // Validate reports every problem of c.
