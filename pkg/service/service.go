@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -142,9 +143,10 @@ func ServeHTTP(ctx context.Context, srv *http.Server, ln net.Listener, grace tim
 	return err
 }
 
-// Durables lists every durable consumer with its stream, for consumer-lag
-// metrics.
-func Durables() [][2]string {
+// Durables lists the durable consumers with their streams, for consumer-lag
+// metrics: those of the named service (every durable's name starts with its
+// reader's), or all of them for name "".
+func Durables(name string) [][2]string {
 	out := [][2]string{
 		{contract.StreamEvents, contract.ConsumerEngine},
 		{contract.StreamTimers, contract.ConsumerEngineTimers},
@@ -154,5 +156,11 @@ func Durables() [][2]string {
 	for stream, c := range contract.AuditConsumers() {
 		out = append(out, [2]string{stream, c.Durable})
 	}
-	return out
+	mine := out[:0]
+	for _, d := range out {
+		if strings.HasPrefix(d[1], name) {
+			mine = append(mine, d)
+		}
+	}
+	return mine
 }

@@ -13,9 +13,10 @@ import (
 )
 
 // StartTelemetry installs tracing and metrics for a process and registers
-// the consumer-lag gauges. The returned stop flushes spans and metrics; call
-// it last, after the NATS connection drained.
-func StartTelemetry(ctx context.Context, name string, getenv func(string) string, js jetstream.JetStream, logger *slog.Logger) (*telemetry.Metrics, func(), error) {
+// the consumer-lag gauges of the durables it reads. The returned stop
+// flushes spans and metrics; call it last, after the NATS connection
+// drained.
+func StartTelemetry(ctx context.Context, name string, getenv func(string) string, js jetstream.JetStream, durables [][2]string, logger *slog.Logger) (*telemetry.Metrics, func(), error) {
 	shutdown, err := telemetry.Setup(ctx, name, getenv)
 	if err != nil {
 		return nil, nil, err
@@ -26,7 +27,7 @@ func StartTelemetry(ctx context.Context, name string, getenv func(string) string
 		return nil, nil, err
 	}
 	var regs []metric.Registration
-	for _, d := range Durables() {
+	for _, d := range durables {
 		reg, err := telemetry.RegisterConsumerLag(meter, js, d[0], d[1])
 		if err != nil {
 			return nil, nil, err
