@@ -450,6 +450,41 @@ func TestIngestRequestReply(t *testing.T) {
 		t.Fatalf("binary ingest: %v %s", err, rm.Data)
 	}
 	lastEvent(t, h.ns.JS, "events.acme.internal.thing")
+
+	// JSON that is not UTF-8 is refused, structured or as binary-mode data;
+	// binary-mode data of another content type is opaque bytes.
+	bad := `{"specversion":"1.0","id":"bad-` + "\xff" + `","source":"s","type":"internal.thing","data":{}}`
+	if r := ask("acme", bad); r.Status != 400 || r.Problem == nil || !strings.Contains(r.Problem.Title+r.Problem.Detail, "UTF-8") {
+		t.Errorf("structured, invalid UTF-8: %+v", r)
+	}
+	binaryWith := func(id, contentType string, data []byte) IngestReply {
+		e := event.New()
+		e.SetID(id)
+		e.SetSource("urn:internal")
+		e.SetType("internal.thing")
+		if err := e.SetData(contentType, data); err != nil {
+			t.Fatal(err)
+		}
+		msg, err := cenats.Encode(context.Background(), contract.IngestSubject("acme"), e, cenats.Binary)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rm, err := h.ns.NC.RequestMsg(msg, 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r IngestReply
+		if err := json.Unmarshal(rm.Data, &r); err != nil {
+			t.Fatalf("%s: %v", rm.Data, err)
+		}
+		return r
+	}
+	if r := binaryWith("nats-bad", "application/json", []byte("{\"k\":\"\xff\"}")); r.Status != 400 {
+		t.Errorf("binary JSON data, invalid UTF-8: %+v", r)
+	}
+	if r := binaryWith("nats-octets", "application/octet-stream", []byte{0xff, 0xfe, 0x00}); r.Status != 202 {
+		t.Errorf("binary octet-stream data: %+v", r)
+	}
 }
 
 // TestNoAcceptedEventLost posts concurrently while JetStream stops and

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go"
@@ -74,6 +75,14 @@ func (s *Service) handleIngest(ctx context.Context, m *nats.Msg) IngestReply {
 		return ingestProblem(problem.New(http.StatusRequestEntityTooLarge, fmt.Sprintf("the message exceeds %d bytes", s.cfg.MaxBodyBytes)))
 	}
 	e, err := cenats.Decode(m.Header, m.Data)
+	binary := err == nil && m.Header.Get(cenats.HeaderPrefix+"specversion") != ""
+	// As on the HTTP path: encoding/json would quietly turn invalid bytes
+	// into U+FFFD, changing ids and data, so JSON that is not UTF-8 is
+	// refused (RFC 8259). A binary-mode message's data is JSON only when its
+	// content type says so.
+	if (!binary || isJSON(e.DataContentType())) && !utf8.Valid(m.Data) {
+		return ingestProblem(problem.Invalid("the message is not valid UTF-8", problem.FieldError{Pointer: "", Detail: "JSON text must be UTF-8 (RFC 8259)"}))
+	}
 	if errors.Is(err, cenats.ErrNotCloudEvent) {
 		e = event.Event{}
 		err = json.Unmarshal(m.Data, &e)
