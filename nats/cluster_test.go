@@ -2,8 +2,6 @@ package natsconf
 
 import (
 	"context"
-	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -22,29 +20,7 @@ func TestClusterR3(t *testing.T) {
 		t.Skip("starts three nats-server processes; run without -short")
 	}
 	t.Parallel()
-	nodes := make([]*proc, 3)
-	routes := make([]int, 3)
-	for i := range nodes {
-		nodes[i] = &proc{name: fmt.Sprintf("nats-%d", i+1), port: freePort(t), mport: freePort(t)}
-		routes[i] = freePort(t)
-	}
-	for i, p := range nodes {
-		dir := t.TempDir()
-		repl := []string{
-			"store_dir: /data", "store_dir: " + filepath.Join(dir, "data"),
-			"\nport: 4222", fmt.Sprintf("\nport: %d", p.port),
-			"http_port: 8222", fmt.Sprintf("http_port: %d", p.mport),
-			"  port: 6222", fmt.Sprintf("  port: %d", routes[i]),
-		}
-		for j := range nodes {
-			repl = append(repl, fmt.Sprintf("nats-%d:6222", j+1), fmt.Sprintf("127.0.0.1:%d", routes[j]))
-		}
-		p.conf = writeConf(t, dir, "cluster.conf", repl...)
-	}
-	for _, p := range nodes {
-		p.start(t)
-		t.Cleanup(func() { p.kill(t) })
-	}
+	nodes := startCluster(t)
 	urls := make([]string, len(nodes))
 	for i, p := range nodes {
 		urls[i] = p.url()
@@ -62,24 +38,7 @@ func TestClusterR3(t *testing.T) {
 		stream, err = admin.js.CreateOrUpdateStream(rctx, cfg)
 		return err
 	})
-	current := func() error {
-		info, err := stream.Info(ctx)
-		if err != nil {
-			return err
-		}
-		if info.Cluster == nil || info.Cluster.Leader == "" {
-			return fmt.Errorf("no stream leader")
-		}
-		if n := 1 + len(info.Cluster.Replicas); n != 3 {
-			return fmt.Errorf("%d replicas, want 3", n)
-		}
-		for _, r := range info.Cluster.Replicas {
-			if !r.Current || r.Offline {
-				return fmt.Errorf("replica %s not current (offline %v)", r.Name, r.Offline)
-			}
-		}
-		return nil
-	}
+	current := func() error { return replicasCurrent(ctx, admin.js, cfg.Name) }
 	natstest.Eventually(t, 30*time.Second, current)
 
 	publish := func(id string) error {

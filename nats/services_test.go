@@ -1,7 +1,6 @@
 package natsconf
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -25,17 +24,8 @@ func TestServicesRunWithTheirUsers(t *testing.T) {
 		t.Skip("builds and runs the five service binaries; run without -short")
 	}
 	t.Parallel()
-	bin := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
+	bin := serviceBinaries(t)
 	names := []string{"registry", "collector", "engine", "dispatcher", "audit"}
-	for _, name := range names {
-		out, err := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(bin, "herald-"+name),
-			"github.com/heraldhq/herald/services/"+name+"/cmd/herald-"+name).CombinedOutput()
-		if err != nil {
-			t.Fatalf("build herald-%s: %v\n%s", name, err, out)
-		}
-	}
 	p := startSingle(t)
 	project := loadCompose(t)
 
@@ -62,7 +52,7 @@ func TestServicesRunWithTheirUsers(t *testing.T) {
 		}
 		r.cmd = exec.Command(filepath.Join(bin, "herald-"+name))
 		r.cmd.Env = env
-		r.log = filepath.Join(bin, name+".log")
+		r.log = filepath.Join(t.TempDir(), name+".log")
 		f, err := os.Create(r.log)
 		if err != nil {
 			t.Fatal(err)
