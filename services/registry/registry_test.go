@@ -60,7 +60,7 @@ func (k tenantKeys) Authenticate(r *http.Request) (apiauth.Principal, error) {
 }
 
 type harness struct {
-	t    *testing.T
+	t    testing.TB
 	ns   *natstest.Server
 	svc  *Service
 	deps service.Deps
@@ -75,7 +75,7 @@ func devEnv(k string) string {
 	}[k]
 }
 
-func newHarness(t *testing.T, mutate func(*Config)) *harness {
+func newHarness(t testing.TB, mutate func(*Config)) *harness {
 	t.Helper()
 	ns := natstest.Run(t)
 	keys, err := secretbox.Parse(secretbox.NewKeySpec())
