@@ -1,11 +1,17 @@
 package collector
 
 import (
+	"bytes"
+	"encoding/json"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
+
+	"github.com/heraldhq/herald/pkg/natstest"
 )
 
 // FuzzDecodeBinary: no header value makes the binary-mode decoder panic,
@@ -77,4 +83,60 @@ func FuzzCLCServer(f *testing.F) { fuzzAdapter(f, "clc-server", `{"accountAlias"
 func FuzzCLCAlert(f *testing.F)  { fuzzAdapter(f, "clc-alert", `{"serverName":"S","triggers":[]}`) }
 func FuzzDeviceOperation(f *testing.F) {
 	fuzzAdapter(f, "device-operation", `{"protocol":"p","operation":"reboot"}`)
+}
+
+// FuzzEventsBody sends arbitrary bytes to the events endpoint, through its
+// real HTTP handler and a real JetStream, in each content mode. Whatever
+// the body, the answer is a 202 that accounts for every event it judged, or
+// a 4xx RFC 9457 problem whose status matches the response's: never a 5xx
+// or a panic.
+func FuzzEventsBody(f *testing.F) {
+	for _, s := range []string{
+		`{"specversion":"1.0","id":"e1","source":"urn:s","type":"router.booted","data":{"a":1}}`,
+		`[{"specversion":"1.0","id":"e2","source":"urn:s","type":"router.booted"},{"specversion":"1.0","id":"e3"}]`,
+		`{"specversion":"1.0","id":"e4","source":"urn:s","type":"lmc.alert","data":{"alertId":"a","state":"open"}}`,
+		`{"specversion":"0.3","id":"e5","source":"urn:s","type":"x"}`,
+		`{"specversion":"1.0","id":"e6","source":"urn:s","type":"x","data_base64":"!!"}`,
+		strings.Repeat(`{"a":`, 5000), `[` + strings.Repeat(`{},`, 600) + `{}]`,
+		"{\"specversion\":\"1.0\",\"id\":\"\xff\"}", ``, `null`, `[]`, `[null]`, `{}`, `1e999`,
+	} {
+		for mode := range uint8(3) {
+			f.Add([]byte(s), mode)
+		}
+	}
+	h := start(f, natstest.Run(f), testConfig())
+	contentTypes := []string{"application/cloudevents+json", "application/cloudevents-batch+json", "application/json"}
+	client := &http.Client{Timeout: 10 * time.Second}
+	f.Fuzz(func(t *testing.T, body []byte, mode uint8) {
+		ct := contentTypes[int(mode)%len(contentTypes)]
+		req, err := http.NewRequest(http.MethodPost, h.url+"/v1/tenants/acme/events", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", ct)
+		req.Header.Set("Authorization", "Bearer "+adminToken)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("%s %q: %v", ct, body, err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		switch {
+		case resp.StatusCode == http.StatusAccepted:
+			var r response
+			if err := json.Unmarshal(raw, &r); err != nil || r.Accepted+r.Duplicates+r.Rejected != len(r.Results) || len(r.Results) == 0 {
+				t.Fatalf("%s %q = 202 %s: does not account for its events", ct, body, raw)
+			}
+		case resp.StatusCode >= 400 && resp.StatusCode < 500:
+			var p struct {
+				Status int    `json:"status"`
+				Title  string `json:"title"`
+			}
+			if resp.Header.Get("Content-Type") != "application/problem+json" || json.Unmarshal(raw, &p) != nil || p.Status != resp.StatusCode || p.Title == "" {
+				t.Fatalf("%s %q = %d %s: not an RFC 9457 problem stating its status", ct, body, resp.StatusCode, raw)
+			}
+		default:
+			t.Fatalf("%s %q = %d %s", ct, body, resp.StatusCode, raw)
+		}
+	})
 }
