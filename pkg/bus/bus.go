@@ -208,3 +208,21 @@ func EnsureConsumer(ctx context.Context, js jetstream.JetStream, stream string, 
 	}
 	return c, nil
 }
+
+// Drain drains nc and waits until it is closed, at most timeout. nc.Drain
+// only starts the drain: a caller that exits or stops an embedded server
+// right after it would cut short the acks and publishes still in flight.
+// Drain sets nc's closed handler.
+func Drain(nc *nats.Conn, timeout time.Duration) error {
+	closed := make(chan struct{})
+	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
+	if err := nc.Drain(); err != nil {
+		return err
+	}
+	select {
+	case <-closed:
+		return nil
+	case <-time.After(timeout):
+		return fmt.Errorf("NATS connection still draining after %s", timeout)
+	}
+}

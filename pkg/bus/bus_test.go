@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/heraldhq/herald/pkg/bus"
@@ -127,5 +129,47 @@ func TestConsumeSettles(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("Consume did not return after cancel")
+	}
+}
+
+// Drain returns only once the connection is closed, with every message a
+// subscription had already received handled.
+func TestDrainWaitsForClose(t *testing.T) {
+	t.Parallel()
+	srv := natstest.Run(t)
+	nc, _ := natstest.Connect(t, srv.ClientURL())
+	var handled atomic.Int32
+	if _, err := nc.Subscribe("drain.test", func(*nats.Msg) {
+		time.Sleep(20 * time.Millisecond)
+		handled.Add(1)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	const n = 10
+	for range n {
+		if err := srv.NC.Publish("drain.test", []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := srv.NC.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	natstest.Eventually(t, 5*time.Second, func() error {
+		if handled.Load() == 0 {
+			return natstest.Errorf("no message received yet")
+		}
+		return nil
+	})
+	if err := bus.Drain(nc, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if !nc.IsClosed() {
+		t.Error("connection not closed when Drain returned")
+	}
+	if got := handled.Load(); got != n {
+		t.Errorf("%d of %d received messages handled when Drain returned", got, n)
 	}
 }

@@ -96,7 +96,7 @@ func RunStandalone(ctx context.Context, name string, getenv func(string) string,
 	}
 	defer stopTelemetry() // runs after the drain below: spans of the drain are flushed
 	defer func() {
-		if err := nc.Drain(); err != nil {
+		if err := bus.Drain(nc, ShutdownGrace); err != nil {
 			logger.Warn("drain NATS connection", "error", err)
 		}
 	}()

@@ -14,12 +14,14 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/heraldhq/herald/pkg/apiauth"
 	"github.com/heraldhq/herald/pkg/apikey"
+	"github.com/heraldhq/herald/pkg/bus"
 	"github.com/heraldhq/herald/pkg/contract"
 	"github.com/heraldhq/herald/pkg/natsembed"
 	"github.com/heraldhq/herald/pkg/secretbox"
@@ -200,11 +202,11 @@ func runEmbedded(ctx context.Context, cfg Config, getenv func(string) string, st
 	if err != nil {
 		return fmt.Errorf("connect to embedded NATS: %w", err)
 	}
-	// Shutdown order: services drain (RunAll), then the connection drains,
-	// then telemetry flushes, then the server stops.
+	// Shutdown order: services drain (RunAll), then the connection drains
+	// to closed, then telemetry flushes, then the server stops.
 	stopTelemetry := func() {}
 	defer func() {
-		if err := nc.Drain(); err != nil {
+		if err := bus.Drain(nc, 30*time.Second); err != nil {
 			logger.Warn("drain NATS connection", "error", err)
 		}
 		stopTelemetry()
