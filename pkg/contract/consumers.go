@@ -70,3 +70,33 @@ func AuditConsumers() map[string]jetstream.ConsumerConfig {
 		StreamChanges:       pipelineConsumer(ConsumerAuditChanges, ChangesWildcard, "Audit: registry changes"),
 	}
 }
+
+// Durable is one durable consumer: its stream, its name and the service
+// that reads it.
+type Durable struct {
+	Stream, Name, Service string
+}
+
+// Durables lists every durable consumer of the pipeline, or those the named
+// service reads when service is not "" (for its consumer-lag gauges).
+func Durables(service string) []Durable {
+	all := []Durable{
+		{StreamEvents, ConsumerEngine, "engine"},
+		{StreamTimers, ConsumerEngineTimers, "engine"},
+		{StreamNotifications, ConsumerPlanner, "dispatcher"},
+		{StreamDeliveries, ConsumerDeliverer, "dispatcher"},
+	}
+	for _, stream := range []string{StreamEvents, StreamNotifications, StreamAttempts, StreamChanges} {
+		all = append(all, Durable{stream, AuditConsumers()[stream].Durable, "audit"})
+	}
+	if service == "" {
+		return all
+	}
+	var mine []Durable
+	for _, d := range all {
+		if d.Service == service {
+			mine = append(mine, d)
+		}
+	}
+	return mine
+}

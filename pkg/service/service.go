@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -141,26 +140,4 @@ func ServeHTTP(ctx context.Context, srv *http.Server, ln net.Listener, grace tim
 	err := srv.Shutdown(sctx)
 	<-errc
 	return err
-}
-
-// Durables lists the durable consumers with their streams, for consumer-lag
-// metrics: those of the named service (every durable's name starts with its
-// reader's), or all of them for name "".
-func Durables(name string) [][2]string {
-	out := [][2]string{
-		{contract.StreamEvents, contract.ConsumerEngine},
-		{contract.StreamTimers, contract.ConsumerEngineTimers},
-		{contract.StreamNotifications, contract.ConsumerPlanner},
-		{contract.StreamDeliveries, contract.ConsumerDeliverer},
-	}
-	for stream, c := range contract.AuditConsumers() {
-		out = append(out, [2]string{stream, c.Durable})
-	}
-	mine := out[:0]
-	for _, d := range out {
-		if strings.HasPrefix(d[1], name) {
-			mine = append(mine, d)
-		}
-	}
-	return mine
 }

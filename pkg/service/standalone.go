@@ -89,7 +89,7 @@ func RunStandalone(ctx context.Context, name string, getenv func(string) string,
 	if err != nil {
 		return err
 	}
-	metrics, stopTelemetry, err := StartTelemetry(ctx, "herald-"+name, getenv, js, Durables(name), logger)
+	metrics, stopTelemetry, err := StartTelemetry(ctx, "herald-"+name, getenv, js, contract.Durables(name), logger)
 	if err != nil {
 		nc.Close()
 		return err

@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
 
+	"github.com/heraldhq/herald/pkg/contract"
 	"github.com/heraldhq/herald/pkg/telemetry"
 )
 
@@ -16,7 +17,7 @@ import (
 // the consumer-lag gauges of the durables it reads. The returned stop
 // flushes spans and metrics; call it last, after the NATS connection
 // drained.
-func StartTelemetry(ctx context.Context, name string, getenv func(string) string, js jetstream.JetStream, durables [][2]string, logger *slog.Logger) (*telemetry.Metrics, func(), error) {
+func StartTelemetry(ctx context.Context, name string, getenv func(string) string, js jetstream.JetStream, durables []contract.Durable, logger *slog.Logger) (*telemetry.Metrics, func(), error) {
 	shutdown, err := telemetry.Setup(ctx, name, getenv)
 	if err != nil {
 		return nil, nil, err
@@ -28,7 +29,7 @@ func StartTelemetry(ctx context.Context, name string, getenv func(string) string
 	}
 	var regs []metric.Registration
 	for _, d := range durables {
-		reg, err := telemetry.RegisterConsumerLag(meter, js, d[0], d[1])
+		reg, err := telemetry.RegisterConsumerLag(meter, js, d.Stream, d.Name)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -215,7 +215,7 @@ func runEmbedded(ctx context.Context, cfg Config, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	metrics, stopTel, err := service.StartTelemetry(ctx, "herald", getenv, js, service.Durables(""), logger)
+	metrics, stopTel, err := service.StartTelemetry(ctx, "herald", getenv, js, contract.Durables(""), logger)
 	if err != nil {
 		return err
 	}
