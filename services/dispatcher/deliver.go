@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net/url"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -107,48 +108,87 @@ func (s *Service) handleDelivery(ctx context.Context, msg jetstream.Msg) error {
 	}
 	key := pairKey(d.NotificationID, d.SubscriptionID)
 	now := time.Now()
-	st, rev, err := s.loadState(ctx, key)
-	if err != nil {
-		return err
+
+	// The pair's record decides first: a settled pair or a stale duplicate
+	// is acked, a leased pair waits. A first attempt that is not a replay
+	// almost never has a record yet, so it is not read up front: the claim
+	// is a Create, and the record is read only when the Create finds one,
+	// or before the pair is turned away on any other path. Either way the
+	// record is judged before anything else is done with the pair, as if
+	// it had been read first; the common case saves a round trip.
+	var st *pairState
+	var rev uint64
+	loaded := false
+	recordDecides := func() (bool, error) {
+		if loaded {
+			return false, nil
+		}
+		loaded = true
+		var err error
+		if st, rev, err = s.loadState(ctx, key); err != nil {
+			return true, err
+		}
+		return decidedByRecord(st, d, time.Now())
 	}
-	if st != nil {
-		switch {
-		case st.Replay != d.Replay, st.State == stateDelivered, st.State == stateDeadLettered:
-			return nil // settled, or superseded by a replay
-		case d.Attempt <= st.Attempts:
-			return nil // stale duplicate of an attempt already recorded
-		case st.State == stateInFlight && now.Before(st.LeaseUntil):
-			// Another worker holds the pair; look again when its lease ends.
-			return &bus.RetryAfterError{Delay: max(time.Second, st.LeaseUntil.Sub(now)), Err: errors.New("pair leased by " + st.Owner)}
+	if d.Attempt > 1 || d.Replay != "" {
+		if done, err := recordDecides(); done {
+			return err
 		}
 	}
 	sub, ok := s.index.get(d.Tenant, d.SubscriptionID)
 	if !ok {
 		if meta, err := msg.Metadata(); err == nil && meta.NumDelivered < 5 {
+			if done, err := recordDecides(); done {
+				return err
+			}
 			// The index of this instance may lag the registry.
 			return &bus.RetryAfterError{Delay: 2 * time.Second, Err: errors.New("subscription not in index yet")}
 		}
 	}
 	switch {
 	case ok && sub.Status == subscription.StatusPaused:
+		if done, err := recordDecides(); done {
+			return err
+		}
 		return s.reschedule(ctx, d, now.Add(time.Minute), "paused")
 	case !ok || !sub.Active():
+		if done, err := recordDecides(); done {
+			return err
+		}
 		return s.settleUnsendable(ctx, key, rev, st, d, sub, "subscription deleted or disabled")
 	}
 	host := endpointHost(sub.URL)
 	if until := s.breaker.openUntil(host, now); !until.IsZero() {
+		if done, err := recordDecides(); done {
+			return err
+		}
 		return s.reschedule(ctx, d, until, "breaker")
 	}
-	release, ok := s.breaker.acquire(ctx, host, s.cfg.EndpointConcurrency, busyWait)
+	slot, ok := s.breaker.acquire(ctx, host, s.cfg.EndpointConcurrency, busyWait)
 	if !ok {
+		if done, err := recordDecides(); done {
+			return err
+		}
 		// The endpoint has had its share of workers for a while (it is
 		// slow): the pair goes back to the stream for a short time rather
 		// than holding a worker that healthy endpoints need.
 		return &bus.RetryAfterError{Delay: busyRetry + time.Duration(rand.Int64N(int64(busyRetry))), Err: errors.New("endpoint busy")}
 	}
+	// The slot caps concurrent POSTs to the endpoint: it is given back as
+	// soon as the POST returns, not after the settle's fsynced writes, and
+	// the deferred call covers every return before that. Once only.
+	var releaseOnce sync.Once
+	release := func() { releaseOnce.Do(slot) }
 	defer release()
-	if wait, cancel := s.limits.reserve(sub, now); wait > time.Second {
-		cancel()
+	wait, unreserve := s.limits.reserve(sub, now)
+	if wait > 0 {
+		if done, err := recordDecides(); done {
+			unreserve()
+			return err
+		}
+	}
+	if wait > time.Second {
+		unreserve()
 		return s.reschedule(ctx, d, now.Add(wait), "ratelimit")
 	} else if wait > 0 {
 		time.Sleep(wait)
@@ -159,7 +199,16 @@ func (s *Service) handleDelivery(ctx context.Context, msg jetstream.Msg) error {
 		Replay: d.Replay, Tenant: d.Tenant, SubscriptionID: d.SubscriptionID, NotificationID: d.NotificationID,
 		NotificationTenant: d.NotificationTenant, NotificationSeq: d.NotificationSeq,
 	}
-	if rev, err = s.putState(ctx, key, rev, claim); err != nil {
+	rev, err = s.putState(ctx, key, rev, claim)
+	if !loaded && errors.Is(err, jetstream.ErrKeyExists) {
+		// The unread record exists: judge it, then claim it by CAS.
+		if done, err := recordDecides(); done {
+			unreserve()
+			return err
+		}
+		rev, err = s.putState(ctx, key, rev, claim)
+	}
+	if err != nil {
 		if errors.Is(err, jetstream.ErrKeyExists) || isWrongSequence(err) {
 			return errLost
 		}
@@ -167,7 +216,27 @@ func (s *Service) handleDelivery(ctx context.Context, msg jetstream.Msg) error {
 	}
 
 	res := s.post(ctx, msg, sub, d, key)
+	release()
 	return s.settle(ctx, key, rev, claim, d, sub, res)
+}
+
+// decidedByRecord reports whether the pair's record settles a message for
+// attempt d by itself, and with what result: a settled pair, one superseded
+// by a replay and a stale duplicate are acked; a pair leased by another
+// worker is looked at again when the lease ends.
+func decidedByRecord(st *pairState, d payload.Delivery, now time.Time) (bool, error) {
+	switch {
+	case st == nil:
+		return false, nil
+	case st.Replay != d.Replay, st.State == stateDelivered, st.State == stateDeadLettered:
+		return true, nil // settled, or superseded by a replay
+	case d.Attempt <= st.Attempts:
+		return true, nil // stale duplicate of an attempt already recorded
+	case st.State == stateInFlight && now.Before(st.LeaseUntil):
+		// Another worker holds the pair; look again when its lease ends.
+		return true, &bus.RetryAfterError{Delay: max(time.Second, st.LeaseUntil.Sub(now)), Err: errors.New("pair leased by " + st.Owner)}
+	}
+	return false, nil
 }
 
 func isWrongSequence(err error) bool {

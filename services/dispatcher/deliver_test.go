@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/heraldhq/herald/pkg/contract"
 	"github.com/heraldhq/herald/pkg/payload"
 	"github.com/heraldhq/herald/pkg/subscription"
+	"github.com/heraldhq/herald/pkg/webhook"
 )
 
 // A notification reaches its subscriber once, signed, with the structured
@@ -189,5 +191,86 @@ func waitNotification(t *testing.T, h *harness, tenant, typ string) {
 			t.Fatalf("no %s notification for %s", typ, tenant)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A first attempt is claimed with a Create without reading the record;
+// when the Create finds one, the record decides as if it had been read
+// first: a delivered pair is not posted again (not even rescheduled while
+// its subscription is paused), a released pair is claimed and delivered,
+// a leased one waits for its lease.
+func TestFirstAttemptFindsRecord(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	leasedID := webhookID(pairKey("n-leased", "sub-1"))
+	var leasedAt atomic.Int64
+	rc := newReceiver(t, func(_ int, r *http.Request) int {
+		if r.Header.Get(webhook.HeaderID) == leasedID {
+			leasedAt.CompareAndSwap(0, time.Now().UnixNano())
+		}
+		return 204
+	})
+	sub, _ := h.putSub(subscription.Subscription{ID: "sub-1", URL: rc.URL + "/hook"})
+	paused, _ := h.putSub(subscription.Subscription{ID: "sub-p", URL: rc.URL + "/paused", Status: subscription.StatusPaused})
+	h.start(testConfig())
+	ctx := context.Background()
+	kv, err := h.srv.JS.KeyValue(ctx, contract.BucketDeliveryState)
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func(notif, subID string, st pairState) {
+		t.Helper()
+		st.Tenant, st.SubscriptionID, st.NotificationID, st.NotificationTenant = "acme", subID, notif, "acme"
+		b, _ := json.Marshal(st)
+		if _, err := kv.Create(ctx, pairKey(notif, subID), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send := func(notif, subID string) {
+		t.Helper()
+		raw, _ := json.Marshal(notification("acme", "alert.opened", notif))
+		d := payload.Delivery{Tenant: "acme", SubscriptionID: subID, NotificationTenant: "acme", NotificationID: notif,
+			NotificationType: "alert.opened", Notification: raw, Attempt: 1}
+		e, _ := deliveryEvent(d, notif+":"+subID)
+		if _, err := bus.PublishEvent(ctx, h.srv.JS, contract.DeliverySubject("acme", subID), notif+":"+subID, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("n-done", sub.ID, pairState{State: stateDelivered, Attempts: 1})
+	put("n-done", paused.ID, pairState{State: stateDelivered, Attempts: 1})
+	put("n-released", sub.ID, pairState{State: stateRetryScheduled})
+	leaseEnd := time.Now().Add(1500 * time.Millisecond)
+	put("n-leased", sub.ID, pairState{State: stateInFlight, Owner: "other", LeaseUntil: leaseEnd})
+	send("n-done", sub.ID)
+	send("n-done", paused.ID)
+	send("n-released", sub.ID)
+	send("n-leased", sub.ID)
+
+	if st := h.waitState("n-released", sub.ID, stateDelivered); st.Attempts != 1 {
+		t.Errorf("released pair: attempts %d, want 1", st.Attempts)
+	}
+	if st := h.waitState("n-leased", sub.ID, stateDelivered); st.Attempts != 1 {
+		t.Errorf("leased pair: attempts %d, want 1", st.Attempts)
+	}
+	h.settled()
+	if at := time.Unix(0, leasedAt.Load()); at.Before(leaseEnd) {
+		t.Errorf("leased pair posted %s before its lease ended", leaseEnd.Sub(at))
+	}
+	ids := map[string]int{}
+	for _, r := range rc.requests() {
+		ids[r.ID]++
+	}
+	releasedID := webhookID(pairKey("n-released", sub.ID))
+	if len(ids) != 2 || ids[releasedID] != 1 || ids[leasedID] != 1 {
+		t.Errorf("POSTs by webhook-id %v, want one each for the released and the leased pair", ids)
+	}
+	delivered := map[string]int{}
+	for _, a := range h.attempts() {
+		if a.Outcome == payload.OutcomeDelivered {
+			delivered[a.WebhookID]++
+		}
+	}
+	if len(delivered) != 2 || delivered[releasedID] != 1 || delivered[leasedID] != 1 {
+		t.Errorf("delivered attempts by webhook-id %v, want one each for the released and the leased pair", delivered)
 	}
 }

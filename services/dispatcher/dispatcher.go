@@ -190,10 +190,11 @@ type Service struct {
 	breaker *breakers
 	limits  *limiters
 
-	state  jetstream.KeyValue
-	health jetstream.KeyValue
-	subs   jetstream.KeyValue
-	ready  atomic.Bool
+	state      jetstream.KeyValue
+	health     jetstream.KeyValue
+	healthSeen *healthCache
+	subs       jetstream.KeyValue
+	ready      atomic.Bool
 	// abort ends ShutdownGrace after Run's context, cutting in-flight POSTs.
 	abort context.Context
 }
@@ -221,10 +222,11 @@ func New(cfg Config, deps service.Deps) (*Service, error) {
 		keys: deps.Keys, auth: deps.Auth, instance: id,
 		// The lease outlives one attempt plus bookkeeping, and is shorter
 		// than AckWait so a takeover never races a live owner.
-		lease:   cfg.Timeout + 15*time.Second,
-		index:   newIndex(),
-		breaker: newBreakers(cfg.BreakerFailures, cfg.BreakerCooldown),
-		limits:  newLimiters(),
+		lease:      cfg.Timeout + 15*time.Second,
+		index:      newIndex(),
+		breaker:    newBreakers(cfg.BreakerFailures, cfg.BreakerCooldown),
+		limits:     newLimiters(),
+		healthSeen: newHealthCache(),
 	}
 	s.sender = newSender(cfg, deps.Keys)
 	return s, nil
@@ -290,13 +292,19 @@ func (s *Service) Run(ctx context.Context) error {
 	s.ready.Store(true)
 	defer s.ready.Store(false)
 	errc := make(chan error, 2)
-	run := func(c jetstream.Consumer, h bus.Handler, name string, workers int) {
-		err := bus.Consume(ctx, c, h, bus.ConsumeOptions{Workers: workers, Consumer: name, Logger: s.log})
+	run := func(c jetstream.Consumer, h bus.Handler, o bus.ConsumeOptions) {
+		o.Logger = s.log
+		err := bus.Consume(ctx, c, h, o)
 		cancel()
 		errc <- err
 	}
-	go run(plan, s.handlePlan, contract.ConsumerPlanner, s.cfg.PlanWorkers)
-	go run(deliver, s.handleDelivery, contract.ConsumerDeliverer, s.cfg.Workers)
+	go run(plan, s.handlePlan, bus.ConsumeOptions{Workers: s.cfg.PlanWorkers, Consumer: contract.ConsumerPlanner})
+	// The deliverer acks without waiting for the server: a redelivery of a
+	// pair it settled (an ack lost on the way) finds the pair's record
+	// delivered or dead-lettered and is acked without a POST, and one it
+	// turned away (rescheduled, released) is judged afresh against the
+	// record, which only a claim lets through to a POST.
+	go run(deliver, s.handleDelivery, bus.ConsumeOptions{Workers: s.cfg.Workers, Consumer: contract.ConsumerDeliverer, AckNoWait: true})
 	err = errors.Join(<-errc, <-errc)
 	cancel()
 	if werr := <-watchErr; werr != nil && parent.Err() == nil {

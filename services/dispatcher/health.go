@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -38,6 +39,9 @@ func healthKey(sub subscription.Subscription) string {
 // reports whether it has lasted DisableAfter.
 func (s *Service) noteFailure(ctx context.Context, sub subscription.Subscription, now time.Time) (bool, error) {
 	key := healthKey(sub)
+	// After the write: a clearHealth read that began before it cannot
+	// leave the key marked absent.
+	defer s.healthSeen.failed(key)
 	e, err := s.health.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		b, _ := json.Marshal(endpointHealth{FailingSince: now.UTC(), LastFailure: now.UTC()})
@@ -60,11 +64,99 @@ func (s *Service) noteFailure(ctx context.Context, sub subscription.Subscription
 	return now.Sub(h.FailingSince) >= s.cfg.DisableAfter, nil
 }
 
-// clearHealth ends the subscription's failure streak after a success.
+// clearHealth ends the subscription's failure streak after a success. It
+// skips the read when this instance saw the key absent less than
+// healthSeenTTL ago and has noted no failure of the subscription since.
 func (s *Service) clearHealth(ctx context.Context, sub subscription.Subscription) {
 	key := healthKey(sub)
-	if _, err := s.health.Get(ctx, key); err == nil {
-		_ = s.health.Delete(ctx, key)
+	start := time.Now()
+	if s.healthSeen.absent(key, start) {
+		return
+	}
+	_, err := s.health.Get(ctx, key)
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+	case err == nil:
+		if s.health.Delete(ctx, key) != nil {
+			return
+		}
+	default:
+		return
+	}
+	s.healthSeen.cleared(key, start)
+}
+
+// healthSeenTTL is how long clearHealth trusts that a subscription's
+// endpoint-health key is absent without reading it.
+//
+// The staleness is bounded and harmless: only a streak that another
+// instance starts inside the window can be missed (this instance's own
+// noteFailure invalidates the entry), and the next success of the
+// subscription after the window, on any instance, clears it. Until then the
+// streak only counts towards DisableAfter, whose clock is hours long (120h
+// by default): a clear missed for at most a second cannot disable an
+// endpoint that keeps succeeding. The read it saves sits on every
+// successful delivery.
+const healthSeenTTL = time.Second
+
+// healthCache remembers, per endpoint-health key, when this instance last
+// saw the key absent (read or deleted it) and when it last noted a failure.
+type healthCache struct {
+	mu     sync.Mutex
+	m      map[string]healthSeen
+	pruned time.Time
+}
+
+type healthSeen struct{ absentAt, failedAt time.Time }
+
+func newHealthCache() *healthCache { return &healthCache{m: map[string]healthSeen{}} }
+
+// absent reports whether key was seen absent within healthSeenTTL of now
+// with no failure noted since.
+func (c *healthCache) absent(key string, now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[key]
+	return ok && !e.absentAt.IsZero() && e.failedAt.Before(e.absentAt) && now.Sub(e.absentAt) < healthSeenTTL
+}
+
+// cleared records that key was absent as of start (the time its read
+// began); a failure noted after start, by a worker that raced the read,
+// wins.
+func (c *healthCache) cleared(key string, start time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.m[key]
+	if !e.failedAt.Before(start) {
+		return
+	}
+	e.absentAt = start
+	c.m[key] = e
+	c.prune(start)
+}
+
+// failed invalidates key: the next success reads it again.
+func (c *healthCache) failed(key string) {
+	now := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.m[key] = healthSeen{failedAt: now}
+	c.prune(now)
+}
+
+// prune drops entries that can no longer matter, at most once per TTL, so
+// the map stays as large as the set of recently delivered subscriptions.
+// An entry whose failure is older than the TTL is safe to drop: a read it
+// raced began before it and is itself older than the TTL.
+func (c *healthCache) prune(now time.Time) {
+	if now.Sub(c.pruned) < healthSeenTTL {
+		return
+	}
+	c.pruned = now
+	for k, e := range c.m {
+		if now.Sub(e.absentAt) >= healthSeenTTL && now.Sub(e.failedAt) >= healthSeenTTL {
+			delete(c.m, k)
+		}
 	}
 }
 

@@ -37,7 +37,7 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 	subsList := fs.String("subs", "1,10,100", "subscriptions per event, one phase each")
 	rate := fs.Int("rate", 500, "events per second for the fixed-rate latency phase")
 	rateSecs := fs.Int("rate-seconds", 5, "length of the fixed-rate phase")
-	conc := fs.Int("concurrency", 32, "concurrent ingest requests (and bare client requests)")
+	conc := fs.Int("concurrency", 32, "concurrent ingest requests and bare client requests, and the embedded dispatcher's cap on concurrent POSTs to the receiver (unless HERALD_DISPATCHER_ENDPOINT_CONCURRENCY is set)")
 	jsonOut := fs.String("json", "bench.json", "write the results as JSON to this file (empty: don't)")
 	timeout := fs.Duration("timeout", 10*time.Minute, "give up after this long")
 	syncAlways := fs.Bool("sync-always", true, "fsync every JetStream write before its ack (the default); false uses the server's periodic fsync")
@@ -64,9 +64,23 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 	defer stopHerald()
 	startedc := make(chan started, 1)
 	herr := make(chan error, 1)
+	// Every subscription of the bench points at the one receiver host, and
+	// the dispatcher caps concurrent POSTs per endpoint host: the embedded
+	// Herald gets the bare client's concurrency as that cap, so that the
+	// two are compared like for like (unless the environment sets it).
+	endpointConc := getenv(envEndpointConcurrency)
+	if endpointConc == "" {
+		endpointConc = strconv.Itoa(*conc)
+	}
+	heraldEnv := func(k string) string {
+		if k == envEndpointConcurrency {
+			return endpointConc
+		}
+		return getenv(k)
+	}
 	go func() {
 		cfg := Config{HTTPAddr: "127.0.0.1:0", DataDir: dir, NATSHost: "127.0.0.1", NATSPort: -1, AdminToken: newToken(), SyncAlways: *syncAlways}
-		herr <- runEmbedded(hctx, cfg, getenv, io.Discard, func(s started) { startedc <- s })
+		herr <- runEmbedded(hctx, cfg, heraldEnv, io.Discard, func(s started) { startedc <- s })
 	}()
 	var h started
 	select {
@@ -94,6 +108,7 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	res := benchResults{SyncAlways: *syncAlways, Machine: fmt.Sprintf("%s/%s, %d CPUs, %s", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version()),
 		Events: *events, Concurrency: *conc}
+	res.EndpointConcurrency, _ = strconv.Atoi(endpointConc) // Herald started, so it parses
 	cpu0 := cpuSeconds()
 
 	// Ingest alone: a tenant with no subscriptions.
@@ -190,11 +205,16 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 	return nil
 }
 
+// envEndpointConcurrency is the dispatcher's cap on concurrent POSTs per
+// endpoint host.
+const envEndpointConcurrency = "HERALD_DISPATCHER_ENDPOINT_CONCURRENCY"
+
 type benchResults struct {
 	Machine                     string        `json:"machine"`
 	SyncAlways                  bool          `json:"sync_always"`
 	Events                      int           `json:"events"`
 	Concurrency                 int           `json:"concurrency"`
+	EndpointConcurrency         int           `json:"dispatcher_endpoint_concurrency"`
 	IngestSingle                rateResult    `json:"ingest_single"`
 	IngestBatch100              rateResult    `json:"ingest_batch100"`
 	FanOut                      []phaseResult `json:"fan_out"`
@@ -510,7 +530,8 @@ func peakRSSMiB() float64 {
 }
 
 func printBench(w io.Writer, r benchResults) {
-	fmt.Fprintf(w, "Herald load run on %s, %d events per phase, concurrency %d, JetStream fsync always: %v\n\n", r.Machine, r.Events, r.Concurrency, r.SyncAlways)
+	fmt.Fprintf(w, "Herald load run on %s, %d events per phase, concurrency %d, dispatcher endpoint concurrency %d, JetStream fsync always: %v\n\n",
+		r.Machine, r.Events, r.Concurrency, r.EndpointConcurrency, r.SyncAlways)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "ingest, single events\t%.0f events/s\n", r.IngestSingle.PerSecond)
 	fmt.Fprintf(tw, "ingest, batches of 100\t%.0f events/s\n", r.IngestBatch100.PerSecond)
