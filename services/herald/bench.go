@@ -151,6 +151,7 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		elapsed := time.Since(start)
 		fr := phase.result(elapsed)
+		fr.tenant = tenant
 		fr.Subscriptions = n
 		fr.Events = nEvents
 		fr.Bare = bare(ctx, rcv.url+"/bare", phase.sampleBody(), nEvents*n, *conc)
@@ -181,6 +182,7 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 			return fmt.Errorf("fixed rate: %w", err)
 		}
 		fr := phase.result(time.Since(start))
+		fr.tenant = tenant
 		fr.Subscriptions, fr.Events = 1, total
 		res.FixedRate = &fr
 		res.FixedRateEventsPerSecond = *rate
@@ -188,6 +190,14 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	res.CPUSecondsPer1000Deliveries = (cpuSeconds() - cpu0) / float64(max(deliveries, 1)) * 1000
 	res.PeakRSSMiB = peakRSSMiB()
+
+	// The audit trail, read through the public API once the measured part
+	// is over, must record each pair delivered exactly once.
+	for _, f := range append(pointers(res.FanOut), res.FixedRate) {
+		if f.Audited, f.DoubleRecorded, err = auditDelivered(ctx, c, f.tenant, f.Expected); err != nil {
+			return err
+		}
+	}
 
 	printBench(stdout, res)
 	if *jsonOut != "" {
@@ -198,8 +208,9 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 		fmt.Fprintf(stdout, "\nwrote %s\n", *jsonOut)
 	}
 	for _, f := range append(res.FanOut, *res.FixedRate) {
-		if f.Lost > 0 || f.Duplicates > 0 {
-			return fmt.Errorf("%d subscriptions: %d lost, %d duplicate deliveries", f.Subscriptions, f.Lost, f.Duplicates)
+		if f.Lost > 0 || f.Duplicates > 0 || f.Audited != f.Expected || f.DoubleRecorded > 0 {
+			return fmt.Errorf("%d subscriptions: %d lost, %d duplicate deliveries, %d of %d pairs in the audit trail, %d recorded delivered twice",
+				f.Subscriptions, f.Lost, f.Duplicates, f.Audited, f.Expected, f.DoubleRecorded)
 		}
 	}
 	return nil
@@ -243,6 +254,67 @@ type phaseResult struct {
 	Maxms               float64    `json:"max_ms"`
 	Bare                rateResult `json:"bare_client"`
 	RatioToBare         float64    `json:"ratio_to_bare"`
+	// Audited pairs are those the audit trail records delivered;
+	// DoubleRecorded are those it records delivered more than once.
+	Audited        int `json:"audited_pairs"`
+	DoubleRecorded int `json:"double_recorded_pairs"`
+
+	tenant string
+}
+
+func pointers(fs []phaseResult) []*phaseResult {
+	out := make([]*phaseResult, len(fs))
+	for i := range fs {
+		out[i] = &fs[i]
+	}
+	return out
+}
+
+// auditDelivered pages through the tenant's delivered attempts in the
+// audit trail until it holds expected pairs (the audit consumes ATTEMPTS
+// asynchronously) or a minute passes, and counts the pairs and the pairs
+// recorded delivered more than once, by webhook-id.
+func auditDelivered(ctx context.Context, c *client, tenant string, expected int) (pairs, doubles int, err error) {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		recorded := map[string]int{}
+		cursor := ""
+		for {
+			var page struct {
+				Items []struct {
+					WebhookID string `json:"webhookId"`
+				} `json:"items"`
+				NextCursor string `json:"next_cursor"`
+			}
+			path := "/v1/tenants/" + tenant + "/deliveries?outcome=delivered&order=asc&limit=500"
+			if cursor != "" {
+				path += "&cursor=" + cursor
+			}
+			if err := c.do(ctx, "GET", path, "", nil, &page); err != nil {
+				return 0, 0, fmt.Errorf("audit of %s: %w", tenant, err)
+			}
+			for _, it := range page.Items {
+				recorded[it.WebhookID]++
+			}
+			if cursor = page.NextCursor; cursor == "" {
+				break
+			}
+		}
+		doubles = 0
+		for _, n := range recorded {
+			if n > 1 {
+				doubles++
+			}
+		}
+		if len(recorded) >= expected || time.Now().After(deadline) {
+			return len(recorded), doubles, nil
+		}
+		select {
+		case <-ctx.Done():
+			return 0, 0, ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
 
 func waitReady(ctx context.Context, c *client) error {
@@ -538,15 +610,15 @@ func printBench(w io.Writer, r benchResults) {
 	tw.Flush()
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "phase\tsubs\tpairs\tdeliveries/s\tbare POST/s\tratio\tp50 ms\tp99 ms\tmax ms\tlost\tdup")
+	fmt.Fprintln(tw, "phase\tsubs\tpairs\tdeliveries/s\tbare POST/s\tratio\tp50 ms\tp99 ms\tmax ms\tlost\tdup\taudited\trecorded twice")
 	rows := append([]phaseResult(nil), r.FanOut...)
 	for _, f := range rows {
-		fmt.Fprintf(tw, "saturation\t%d\t%d\t%.0f\t%.0f\t%.2f\t%.1f\t%.1f\t%.1f\t%d\t%d\n", f.Subscriptions, f.Expected,
-			f.DeliveriesPerSecond, f.Bare.PerSecond, f.RatioToBare, f.P50ms, f.P99ms, f.Maxms, f.Lost, f.Duplicates)
+		fmt.Fprintf(tw, "saturation\t%d\t%d\t%.0f\t%.0f\t%.2f\t%.1f\t%.1f\t%.1f\t%d\t%d\t%d\t%d\n", f.Subscriptions, f.Expected,
+			f.DeliveriesPerSecond, f.Bare.PerSecond, f.RatioToBare, f.P50ms, f.P99ms, f.Maxms, f.Lost, f.Duplicates, f.Audited, f.DoubleRecorded)
 	}
 	if f := r.FixedRate; f != nil {
-		fmt.Fprintf(tw, "%d events/s\t%d\t%d\t%.0f\t-\t-\t%.1f\t%.1f\t%.1f\t%d\t%d\n", r.FixedRateEventsPerSecond, f.Subscriptions, f.Expected,
-			f.DeliveriesPerSecond, f.P50ms, f.P99ms, f.Maxms, f.Lost, f.Duplicates)
+		fmt.Fprintf(tw, "%d events/s\t%d\t%d\t%.0f\t-\t-\t%.1f\t%.1f\t%.1f\t%d\t%d\t%d\t%d\n", r.FixedRateEventsPerSecond, f.Subscriptions, f.Expected,
+			f.DeliveriesPerSecond, f.P50ms, f.P99ms, f.Maxms, f.Lost, f.Duplicates, f.Audited, f.DoubleRecorded)
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\npeak RSS %.0f MiB, %.2f CPU seconds per 1000 deliveries (Herald and the load program share the process)\n",
