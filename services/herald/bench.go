@@ -271,11 +271,14 @@ func pointers(fs []phaseResult) []*phaseResult {
 }
 
 // auditDelivered pages through the tenant's delivered attempts in the
-// audit trail until it holds expected pairs (the audit consumes ATTEMPTS
-// asynchronously) or a minute passes, and counts the pairs and the pairs
-// recorded delivered more than once, by webhook-id.
+// audit trail until it holds expected pairs, and counts the pairs and the
+// pairs recorded delivered more than once, by webhook-id. The audit
+// consumes ATTEMPTS asynchronously and, with fsync always, behind the
+// dispatcher: it is waited for while it makes progress, and given up on
+// after 30 s without any.
 func auditDelivered(ctx context.Context, c *client, tenant string, expected int) (pairs, doubles int, err error) {
-	deadline := time.Now().Add(time.Minute)
+	const stall = 30 * time.Second
+	deadline, best := time.Now().Add(stall), -1
 	for {
 		recorded := map[string]int{}
 		cursor := ""
@@ -305,6 +308,9 @@ func auditDelivered(ctx context.Context, c *client, tenant string, expected int)
 			if n > 1 {
 				doubles++
 			}
+		}
+		if len(recorded) > best {
+			best, deadline = len(recorded), time.Now().Add(stall)
 		}
 		if len(recorded) >= expected || time.Now().After(deadline) {
 			return len(recorded), doubles, nil
