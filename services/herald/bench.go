@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -41,8 +42,29 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 	jsonOut := fs.String("json", "bench.json", "write the results as JSON to this file (empty: don't)")
 	timeout := fs.Duration("timeout", 10*time.Minute, "give up after this long")
 	syncAlways := fs.Bool("sync-always", true, "fsync every JetStream write before its ack (the default); false uses the server's periodic fsync")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run (Herald and the load program) to this file")
+	memProfile := fs.String("memprofile", "", "write an allocation profile at the end of the run to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	if *memProfile != "" {
+		defer func() {
+			if f, err := os.Create(*memProfile); err == nil {
+				_ = pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+		}()
 	}
 	subsCounts := []int{}
 	for _, s := range splitList(*subsList) {
