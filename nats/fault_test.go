@@ -159,7 +159,7 @@ func TestFaultKillOneOfThreeDispatchers(t *testing.T) {
 	rig.subscribe("fault", "fault.*")
 
 	const events = 200
-	wait := rig.ingestInBackground("fault", ticks("kill", events, 20), 100*time.Millisecond)
+	wait := rig.ingestInBackground("fault", ticks("kill", events, 10), 100*time.Millisecond)
 	waitFor(t, 60*time.Second, "20 deliveries", func() bool { return len(rig.rcv.delivered()) >= 20 })
 	// Kill d1 the moment it claims a pair, so that the kill lands between
 	// its claim and its record of the outcome.
