@@ -355,6 +355,23 @@ func TestAPIKeys(t *testing.T) {
 	if code, _, b := h.post(t, "/v1/tenants/acme/events", "application/cloudevents+json", structured, auth...); code != http.StatusAccepted {
 		t.Errorf("post with key: %d %s", code, b)
 	}
+	// POST /v1/events: the key names the tenant.
+	keyed := strings.Replace(structured, `"id":"`, `"id":"keyed-`, 1)
+	if keyed == structured {
+		t.Fatal("structured sample has no id to vary")
+	}
+	if code, _, b := h.post(t, "/v1/events", "application/cloudevents+json", keyed, auth...); code != http.StatusAccepted {
+		t.Errorf("POST /v1/events with key: %d %s", code, b)
+	}
+	if e := lastEvent(t, ns.JS, "events.acme.server.rebooted"); e.ID() != "keyed-evt-1" {
+		t.Errorf("POST /v1/events stored %q as acme's last event, want keyed-evt-1", e.ID())
+	}
+	if code, _, b := h.post(t, "/v1/events", "application/cloudevents+json", keyed); code != http.StatusBadRequest || !strings.Contains(string(b), "/v1/tenants/{tenant}/events") {
+		t.Errorf("POST /v1/events with the operator token: %d %s", code, b)
+	}
+	if code, _, b := h.post(t, "/v1/events", "application/cloudevents+json", keyed, "Authorization", ""); code != http.StatusUnauthorized {
+		t.Errorf("POST /v1/events without credentials: %d %s", code, b)
+	}
 	if code, _, b := h.post(t, "/v1/tenants/beta/events", "application/cloudevents+json", structured, auth...); code != http.StatusForbidden {
 		t.Errorf("key of acme posting to beta: %d %s", code, b)
 	}

@@ -26,6 +26,7 @@ const retryAfter = 2 * time.Second
 func (s *Service) Routes(mux *http.ServeMux) {
 	api := func(h http.HandlerFunc) http.Handler { return s.whenReady(apiauth.Require(s.forTenant(h), s.auth)) }
 	mux.Handle("POST /v1/tenants/{tenant}/events", api(s.handleEvents))
+	mux.Handle("POST /v1/events", s.whenReady(apiauth.Require(http.HandlerFunc(s.handleKeyEvents), s.auth)))
 	mux.Handle("POST /v1/tenants/{tenant}/sources/{adapter}", s.whenReady(s.sourceAuth(s.forTenant(s.handleSource))))
 	mux.Handle("POST /v1/tenants/{tenant}/keys", api(s.handleCreateKey))
 	mux.Handle("GET /v1/tenants/{tenant}/keys", api(s.handleListKeys))
@@ -132,6 +133,20 @@ func (s *Service) handleEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.ingest(w, r, t, items, batch)
+}
+
+// handleKeyEvents is POST /v1/events: the tenant is the one the API key
+// belongs to, so a producer needs only its key. The operator token names no
+// tenant and is told where to post.
+func (s *Service) handleKeyEvents(w http.ResponseWriter, r *http.Request) {
+	p, _ := apiauth.FromContext(r.Context())
+	if p.Tenant == "" {
+		problem.Write(w, r, problem.Invalid("this credential belongs to no tenant: post to /v1/tenants/{tenant}/events",
+			problem.FieldError{Pointer: "header:Authorization", Detail: "use a tenant API key, or name the tenant in the path"}))
+		return
+	}
+	r.SetPathValue("tenant", p.Tenant)
+	s.handleEvents(w, r)
 }
 
 // ingest is the common tail of every HTTP write: rate limit, validate,
