@@ -1,6 +1,9 @@
 package payload
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"time"
+)
 
 // TypeDelivery is the CloudEvent type of a DELIVERIES message: one
 // (notification, subscription) pair for the dispatcher's deliverers.
@@ -20,6 +23,9 @@ type Delivery struct {
 	// NotificationSeq is the notification's sequence in NOTIFICATIONS, so a
 	// replay of this pair can read it again.
 	NotificationSeq uint64 `json:"notificationSeq,omitempty"`
+	// NotifiedAt is when the notification was stored on NOTIFICATIONS; the
+	// delivery-latency histogram measures from it.
+	NotifiedAt *time.Time `json:"notifiedAt,omitempty"`
 	// Notification is the notification as a structured CloudEvent (JSON).
 	Notification json.RawMessage `json:"notification"`
 	Attempt      int             `json:"attempt"`

@@ -50,13 +50,15 @@ type Metrics struct {
 	Notifications   metric.Int64Counter
 	Deliveries      metric.Int64Counter
 	DeliveryLatency metric.Float64Histogram
-	BreakersOpen    metric.Int64UpDownCounter
+	BreakersOpen    metric.Int64ObservableGauge
 	DeadLetters     metric.Int64Counter
+
+	meter metric.Meter
 }
 
 // NewMetrics creates the instruments on m.
 func NewMetrics(m metric.Meter) (*Metrics, error) {
-	var x Metrics
+	x := Metrics{meter: m}
 	var err error
 	if x.IngestEvents, err = m.Int64Counter(NameIngestEvents, metric.WithUnit("{event}"),
 		metric.WithDescription("Events posted to the collector, by type and result")); err != nil {
@@ -71,10 +73,10 @@ func NewMetrics(m metric.Meter) (*Metrics, error) {
 		return nil, err
 	}
 	if x.DeliveryLatency, err = m.Float64Histogram(NameDeliveryLatency, metric.WithUnit("s"),
-		metric.WithDescription("Time from ingest to successful delivery")); err != nil {
+		metric.WithDescription("Time from a notification's publication to its successful delivery, retries included")); err != nil {
 		return nil, err
 	}
-	if x.BreakersOpen, err = m.Int64UpDownCounter(NameBreakersOpen, metric.WithUnit("{breaker}"),
+	if x.BreakersOpen, err = m.Int64ObservableGauge(NameBreakersOpen, metric.WithUnit("{breaker}"),
 		metric.WithDescription("Endpoint circuit breakers currently open")); err != nil {
 		return nil, err
 	}
@@ -101,16 +103,39 @@ func (x *Metrics) Notified(ctx context.Context, notificationType string) {
 	x.Notifications.Add(ctx, 1, metric.WithAttributes(KeyType.String(notificationType)))
 }
 
-// Delivered counts one attempt by outcome and, when delivered, records the
-// latency since ingestedAt (zero skips the histogram).
-func (x *Metrics) Delivered(ctx context.Context, outcome string, ingestedAt time.Time) {
+// Delivered counts one attempt by outcome.
+func (x *Metrics) Delivered(ctx context.Context, outcome string) {
 	if x == nil {
 		return
 	}
 	x.Deliveries.Add(ctx, 1, metric.WithAttributes(KeyOutcome.String(outcome)))
-	if !ingestedAt.IsZero() {
-		x.DeliveryLatency.Record(ctx, time.Since(ingestedAt).Seconds())
+}
+
+// DeliveredAfter records how long a delivered pair took since its
+// notification was stored, retries included.
+func (x *Metrics) DeliveredAfter(ctx context.Context, d time.Duration) {
+	if x == nil {
+		return
 	}
+	x.DeliveryLatency.Record(ctx, d.Seconds())
+}
+
+// ObserveBreakersOpen reports open() as the number of open circuit
+// breakers at each collection, until stop is called. The breakers live in
+// the dispatcher and open and close by time, so they are observed, not
+// counted.
+func (x *Metrics) ObserveBreakersOpen(open func() int64) (stop func(), err error) {
+	if x == nil {
+		return func() {}, nil
+	}
+	reg, err := x.meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		o.ObserveInt64(x.BreakersOpen, open())
+		return nil
+	}, x.BreakersOpen)
+	if err != nil {
+		return nil, fmt.Errorf("register open breakers: %w", err)
+	}
+	return func() { _ = reg.Unregister() }, nil
 }
 
 // ConsumerLookup is the part of jetstream.JetStream that RegisterConsumerLag

@@ -29,8 +29,13 @@ func TestMetricsEndpoint(t *testing.T) {
 	ctx := context.Background()
 	m.Ingested(ctx, "vmanage.alarm", "accepted")
 	m.Notified(ctx, "alert.opened")
-	m.Delivered(ctx, "delivered", time.Now().Add(-1500*time.Millisecond))
-	m.BreakersOpen.Add(ctx, 1)
+	m.Delivered(ctx, "delivered")
+	m.DeliveredAfter(ctx, 1500*time.Millisecond)
+	stopBreakers, err := m.ObserveBreakersOpen(func() int64 { return 2 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stopBreakers()
 	m.DeadLetters.Add(ctx, 1)
 
 	s := natstest.Run(t)
@@ -72,6 +77,9 @@ func TestMetricsEndpoint(t *testing.T) {
 	}
 	if strings.Contains(body, `consumer="missing"`) {
 		t.Error("/metrics reports lag for a missing consumer")
+	}
+	if !strings.Contains(grep(body, "herald_breakers_open"), "} 2") {
+		t.Errorf("open breakers is not the observed 2:\n%s", grep(body, "herald_breakers_open"))
 	}
 	if !strings.Contains(body, `stream="EVENTS"} 3`) {
 		t.Errorf("consumer lag is not 3 pending:\n%s", grep(body, "herald_consumer_lag"))

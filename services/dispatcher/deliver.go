@@ -312,6 +312,9 @@ func (s *Service) settle(ctx context.Context, key string, rev uint64, st pairSta
 		if err := s.publishAttempt(ctx, attemptID, s.attemptRecord(d, sub, res, payload.OutcomeDelivered, started, nil)); err != nil {
 			return err
 		}
+		if d.NotifiedAt != nil {
+			s.metrics.DeliveredAfter(ctx, time.Since(*d.NotifiedAt))
+		}
 	case res.status == 410:
 		st.State, st.Attempts = stateDeadLettered, d.Attempt
 		if err := s.publishAttempt(ctx, attemptID, s.attemptRecord(d, sub, res, payload.OutcomeFailed, started, nil)); err != nil {
@@ -437,7 +440,7 @@ func (s *Service) publishAttempt(ctx context.Context, id string, a payload.Attem
 	}
 	_, err := bus.PublishEvent(ctx, s.js, contract.AttemptSubject(a.Tenant, a.SubscriptionID), id, e)
 	if err == nil && s.metrics != nil {
-		s.metrics.Delivered(ctx, a.Outcome, time.Time{})
+		s.metrics.Delivered(ctx, a.Outcome)
 		if a.Outcome == payload.OutcomeDeadLettered {
 			s.metrics.DeadLetters.Add(ctx, 1)
 		}

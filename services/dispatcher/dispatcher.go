@@ -289,6 +289,11 @@ func (s *Service) Run(ctx context.Context) error {
 	stopAbort := context.AfterFunc(ctx, func() { time.AfterFunc(s.cfg.ShutdownGrace, abortNow) })
 	defer stopAbort()
 	s.abort = abort
+	stopBreakers, err := s.metrics.ObserveBreakersOpen(func() int64 { return int64(s.breaker.open(time.Now())) })
+	if err != nil {
+		return err
+	}
+	defer stopBreakers()
 	s.ready.Store(true)
 	defer s.ready.Store(false)
 	errc := make(chan error, 2)

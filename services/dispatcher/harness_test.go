@@ -25,6 +25,7 @@ import (
 	"github.com/heraldhq/herald/pkg/secretbox"
 	"github.com/heraldhq/herald/pkg/service"
 	"github.com/heraldhq/herald/pkg/subscription"
+	"github.com/heraldhq/herald/pkg/telemetry"
 	"github.com/heraldhq/herald/pkg/tenancy"
 	"github.com/heraldhq/herald/pkg/webhook"
 )
@@ -78,9 +79,14 @@ func testConfig() Config {
 // the returned cancel is called; cancel waits for Run to return.
 func (h *harness) start(cfg Config) (*Service, func()) {
 	h.t.Helper()
+	return h.startWithMetrics(cfg, nil)
+}
+
+// startWithMetrics is start with the process's instruments.
+func (h *harness) startWithMetrics(cfg Config, metrics *telemetry.Metrics) (*Service, func()) {
+	h.t.Helper()
 	nc, js := natstest.Connect(h.t, h.srv.ClientURL())
-	_ = nc
-	svc, err := New(cfg, service.Deps{NC: nc, JS: js, Logger: slog.New(slog.DiscardHandler),
+	svc, err := New(cfg, service.Deps{NC: nc, JS: js, Logger: slog.New(slog.DiscardHandler), Metrics: metrics,
 		Topology: contract.DefaultTopology, Auth: apiauth.NewAdminToken(testAdminToken), Keys: h.keys})
 	if err != nil {
 		h.t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go/jetstream"
@@ -44,8 +45,11 @@ func (s *Service) handlePlan(ctx context.Context, msg jetstream.Msg) error {
 		return bus.Permanent(fmt.Errorf("encode notification %s: %w", n.ID(), err))
 	}
 	var seq uint64
+	var notifiedAt *time.Time
 	if meta, err := msg.Metadata(); err == nil {
 		seq = meta.Sequence.Stream
+		at := meta.Timestamp.UTC()
+		notifiedAt = &at
 	}
 	var data any
 	decoded := false
@@ -63,7 +67,7 @@ func (s *Service) handlePlan(ctx context.Context, msg jetstream.Msg) error {
 		}
 		d := payload.Delivery{
 			Tenant: sub.Tenant, SubscriptionID: sub.ID, NotificationTenant: tenant,
-			NotificationID: n.ID(), NotificationType: n.Type(), Notification: raw, NotificationSeq: seq, Attempt: 1,
+			NotificationID: n.ID(), NotificationType: n.Type(), Notification: raw, NotificationSeq: seq, NotifiedAt: notifiedAt, Attempt: 1,
 		}
 		if err := s.publishDelivery(ctx, d, n.ID()+":"+sub.ID); err != nil {
 			return err
