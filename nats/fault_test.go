@@ -1,6 +1,7 @@
 package natsconf
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -112,7 +113,7 @@ func tail(s string, n int) string {
 func adminCall(t *testing.T, s *service, token, path string, body any, want int) {
 	t.Helper()
 	b, _ := json.Marshal(body)
-	req, _ := http.NewRequest("POST", "http://"+s.addr+path, strings.NewReader(string(b)))
+	req, _ := http.NewRequest("POST", "http://"+s.addr+path, bytes.NewReader(b))
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)

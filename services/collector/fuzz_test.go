@@ -1,14 +1,11 @@
 package collector
 
 import (
-	"bytes"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
-	"time"
 	"unicode/utf8"
 
 	"github.com/heraldhq/herald/pkg/natstest"
@@ -106,37 +103,25 @@ func FuzzEventsBody(f *testing.F) {
 	}
 	h := start(f, natstest.Run(f), testConfig())
 	contentTypes := []string{"application/cloudevents+json", "application/cloudevents-batch+json", "application/json"}
-	client := &http.Client{Timeout: 10 * time.Second}
 	f.Fuzz(func(t *testing.T, body []byte, mode uint8) {
 		ct := contentTypes[int(mode)%len(contentTypes)]
-		req, err := http.NewRequest(http.MethodPost, h.url+"/v1/tenants/acme/events", bytes.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Content-Type", ct)
-		req.Header.Set("Authorization", "Bearer "+adminToken)
-		resp, err := client.Do(req)
-		if err != nil {
-			t.Fatalf("%s %q: %v", ct, body, err)
-		}
-		defer resp.Body.Close()
-		raw, _ := io.ReadAll(resp.Body)
+		status, header, raw := h.post(t, "/v1/tenants/acme/events", ct, string(body))
 		switch {
-		case resp.StatusCode == http.StatusAccepted:
+		case status == http.StatusAccepted:
 			var r response
 			if err := json.Unmarshal(raw, &r); err != nil || r.Accepted+r.Duplicates+r.Rejected != len(r.Results) || len(r.Results) == 0 {
 				t.Fatalf("%s %q = 202 %s: does not account for its events", ct, body, raw)
 			}
-		case resp.StatusCode >= 400 && resp.StatusCode < 500:
+		case status >= 400 && status < 500:
 			var p struct {
 				Status int    `json:"status"`
 				Title  string `json:"title"`
 			}
-			if resp.Header.Get("Content-Type") != "application/problem+json" || json.Unmarshal(raw, &p) != nil || p.Status != resp.StatusCode || p.Title == "" {
-				t.Fatalf("%s %q = %d %s: not an RFC 9457 problem stating its status", ct, body, resp.StatusCode, raw)
+			if header.Get("Content-Type") != "application/problem+json" || json.Unmarshal(raw, &p) != nil || p.Status != status || p.Title == "" {
+				t.Fatalf("%s %q = %d %s: not an RFC 9457 problem stating its status", ct, body, status, raw)
 			}
 		default:
-			t.Fatalf("%s %q = %d %s", ct, body, resp.StatusCode, raw)
+			t.Fatalf("%s %q = %d %s", ct, body, status, raw)
 		}
 	})
 }

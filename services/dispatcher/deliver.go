@@ -130,6 +130,13 @@ func (s *Service) handleDelivery(ctx context.Context, msg jetstream.Msg) error {
 		}
 		return decidedByRecord(st, d, time.Now())
 	}
+	// turnAway sends the pair away by then, unless its record decides first.
+	turnAway := func(then func() error) error {
+		if done, err := recordDecides(); done {
+			return err
+		}
+		return then()
+	}
 	if d.Attempt > 1 || d.Replay != "" {
 		if done, err := recordDecides(); done {
 			return err
@@ -138,41 +145,32 @@ func (s *Service) handleDelivery(ctx context.Context, msg jetstream.Msg) error {
 	sub, ok := s.index.get(d.Tenant, d.SubscriptionID)
 	if !ok {
 		if meta, err := msg.Metadata(); err == nil && meta.NumDelivered < 5 {
-			if done, err := recordDecides(); done {
-				return err
-			}
 			// The index of this instance may lag the registry.
-			return &bus.RetryAfterError{Delay: 2 * time.Second, Err: errors.New("subscription not in index yet")}
+			return turnAway(func() error {
+				return &bus.RetryAfterError{Delay: 2 * time.Second, Err: errors.New("subscription not in index yet")}
+			})
 		}
 	}
 	switch {
 	case ok && sub.Status == subscription.StatusPaused:
-		if done, err := recordDecides(); done {
-			return err
-		}
-		return s.reschedule(ctx, d, now.Add(time.Minute), "paused")
+		return turnAway(func() error { return s.reschedule(ctx, d, now.Add(time.Minute), "paused") })
 	case !ok || !sub.Active():
-		if done, err := recordDecides(); done {
-			return err
-		}
-		return s.settleUnsendable(ctx, key, rev, st, d, sub, "subscription deleted or disabled")
+		return turnAway(func() error {
+			return s.settleUnsendable(ctx, key, rev, st, d, sub, "subscription deleted or disabled")
+		})
 	}
 	host := endpointHost(sub.URL)
 	if until := s.breaker.openUntil(host, now); !until.IsZero() {
-		if done, err := recordDecides(); done {
-			return err
-		}
-		return s.reschedule(ctx, d, until, "breaker")
+		return turnAway(func() error { return s.reschedule(ctx, d, until, "breaker") })
 	}
 	slot, ok := s.breaker.acquire(ctx, host, s.cfg.EndpointConcurrency, busyWait)
 	if !ok {
-		if done, err := recordDecides(); done {
-			return err
-		}
 		// The endpoint has had its share of workers for a while (it is
 		// slow): the pair goes back to the stream for a short time rather
 		// than holding a worker that healthy endpoints need.
-		return &bus.RetryAfterError{Delay: busyRetry + time.Duration(rand.Int64N(int64(busyRetry))), Err: errors.New("endpoint busy")}
+		return turnAway(func() error {
+			return &bus.RetryAfterError{Delay: busyRetry + time.Duration(rand.Int64N(int64(busyRetry))), Err: errors.New("endpoint busy")}
+		})
 	}
 	// The slot caps concurrent POSTs to the endpoint: it is given back as
 	// soon as the POST returns, not after the settle's fsynced writes, and

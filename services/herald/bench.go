@@ -215,7 +215,11 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 
 	// The audit trail, read through the public API once the measured part
 	// is over, must record each pair delivered exactly once.
-	for _, f := range append(pointers(res.FanOut), res.FixedRate) {
+	phases := []*phaseResult{res.FixedRate}
+	for i := range res.FanOut {
+		phases = append(phases, &res.FanOut[i])
+	}
+	for _, f := range phases {
 		if f.Audited, f.DoubleRecorded, err = auditDelivered(ctx, c, f.tenant, f.Expected); err != nil {
 			return err
 		}
@@ -282,14 +286,6 @@ type phaseResult struct {
 	DoubleRecorded int `json:"double_recorded_pairs"`
 
 	tenant string
-}
-
-func pointers(fs []phaseResult) []*phaseResult {
-	out := make([]*phaseResult, len(fs))
-	for i := range fs {
-		out[i] = &fs[i]
-	}
-	return out
 }
 
 // auditDelivered pages through the tenant's delivered attempts in the
