@@ -35,6 +35,8 @@ const (
 	KindNotification = "notification"
 	KindAttempt      = "attempt"
 	KindChange       = "change"
+	// KindDeadLetter records a poison message that a consumer set aside.
+	KindDeadLetter = "dead_letter"
 )
 
 // TypeRecord is the CloudEvent type of an AUDIT message.
@@ -85,6 +87,12 @@ type Record struct {
 	Action        string   `json:"action,omitempty"`
 	Actor         string   `json:"actor,omitempty"`
 	ChangedFields []string `json:"changedFields,omitempty"`
+
+	// Dead-letter facts: which consumer set a message aside, and where the
+	// original was (the reason is in Error).
+	Consumer     string `json:"consumer,omitempty"`
+	OriginStream string `json:"originStream,omitempty"`
+	OriginSeq    uint64 `json:"originSeq,omitempty"`
 }
 
 const domain = "herald-audit-v1\n"

@@ -72,6 +72,13 @@ type ConsumeOptions struct {
 	// worker is free one server round trip (and, with fsync always, one
 	// fsync) sooner.
 	AckNoWait bool
+	// DeadLetters receives, on contract.DeadLetterSubject, a copy of every
+	// message whose handler panicked, before the original is terminated.
+	// Nil (tests of other concerns only) terminates with a log line alone.
+	DeadLetters Publisher
+	// OnPoison is called once for each message whose handler panicked,
+	// with this consumer's name; services count it as a metric.
+	OnPoison func(ctx context.Context, consumer string)
 }
 
 var defaultBackOff = []time.Duration{time.Second, 5 * time.Second, 15 * time.Second, 30 * time.Second, time.Minute}
@@ -145,7 +152,13 @@ func handleOne(ctx context.Context, msg jetstream.Msg, h Handler, o ConsumeOptio
 		trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(attrs...))
 	defer span.End()
 
-	err := h(ctx, msg)
+	err := safely(ctx, msg, h)
+	var poison *poisonError
+	if errors.As(err, &poison) {
+		setAside(ctx, msg, poison, delivered, o)
+		span.SetStatus(codes.Error, poison.Error())
+		return
+	}
 	settle(ctx, msg, err, delivered, o)
 	if err != nil {
 		span.SetStatus(codes.Error, err.Error())

@@ -112,18 +112,21 @@ func (m *msgReader) get(name string) string {
 }
 
 func (m *msgReader) ReadEncoding() binding.Encoding {
-	if ct := m.get(HeaderContentType); format.Lookup(ct) != nil && strings.HasPrefix(ct, "application/cloudevents") {
-		return binding.EncodingStructured
-	}
+	// ce-specversion decides first: a binary-mode event may declare its data
+	// application/cloudevents+json, and a structured message never carries
+	// ce- headers.
 	if m.get(HeaderPrefix+"specversion") != "" {
 		return binding.EncodingBinary
+	}
+	if ct := m.get(HeaderContentType); format.Lookup(ct) != nil && strings.HasPrefix(ct, "application/cloudevents") {
+		return binding.EncodingStructured
 	}
 	return binding.EncodingUnknown
 }
 
 func (m *msgReader) ReadStructured(ctx context.Context, w binding.StructuredWriter) error {
 	f := format.Lookup(m.get(HeaderContentType))
-	if f == nil {
+	if f == nil || m.ReadEncoding() != binding.EncodingStructured {
 		return binding.ErrNotStructured
 	}
 	return w.SetStructuredEvent(ctx, f, bytes.NewReader(m.data))

@@ -141,3 +141,27 @@ func FuzzDecodeBinaryHeader(f *testing.F) {
 		}
 	})
 }
+
+// A binary-mode event whose data is declared application/cloudevents+json
+// is still a binary-mode event: its ce- headers decide, and its data is
+// kept as it is even when it is not valid JSON (found by
+// FuzzPlanAndDeliver: such a notification was terminated unread).
+func TestBinaryWithCloudEventsContentType(t *testing.T) {
+	e := event.New()
+	e.SetID("x")
+	e.SetSource("urn:s")
+	e.SetType("fuzz.happened")
+	e.DataEncoded = []byte(`{"nested":`)
+	e.SetDataContentType("application/cloudevents+json")
+	m, err := Encode(context.Background(), "notifications.acme.fuzz", e, Binary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Decode(m.Header, m.Data)
+	if err != nil {
+		t.Fatalf("decode: %v", err)
+	}
+	if got.ID() != "x" || string(got.Data()) != `{"nested":` || got.DataContentType() != "application/cloudevents+json" {
+		t.Errorf("decoded %v with data %q", got, got.Data())
+	}
+}

@@ -61,13 +61,15 @@ func DelivererConsumer() jetstream.ConsumerConfig {
 	return c
 }
 
-// AuditConsumers are the audit service's four durables.
+// AuditConsumers are the audit service's durables: the four pipeline
+// streams and the poison messages set aside on DEADLETTERS.
 func AuditConsumers() map[string]jetstream.ConsumerConfig {
 	return map[string]jetstream.ConsumerConfig{
 		StreamEvents:        pipelineConsumer(ConsumerAuditEvents, EventsWildcard, "Audit: accepted events"),
 		StreamNotifications: pipelineConsumer(ConsumerAuditNotifs, NotificationsWildcard, "Audit: notifications"),
 		StreamAttempts:      pipelineConsumer(ConsumerAuditAttempts, AttemptsWildcard, "Audit: delivery attempts"),
 		StreamChanges:       pipelineConsumer(ConsumerAuditChanges, ChangesWildcard, "Audit: registry changes"),
+		StreamDeadLetters:   pipelineConsumer(ConsumerAuditDead, DeadLettersWildcard, "Audit: poison messages set aside"),
 	}
 }
 
@@ -86,7 +88,7 @@ func Durables(service string) []Durable {
 		{StreamNotifications, ConsumerPlanner, "dispatcher"},
 		{StreamDeliveries, ConsumerDeliverer, "dispatcher"},
 	}
-	for _, stream := range []string{StreamEvents, StreamNotifications, StreamAttempts, StreamChanges} {
+	for _, stream := range []string{StreamEvents, StreamNotifications, StreamAttempts, StreamChanges, StreamDeadLetters} {
 		all = append(all, Durable{stream, AuditConsumers()[stream].Durable, "audit"})
 	}
 	if service == "" {

@@ -26,6 +26,7 @@ const (
 	StreamChanges       = "CHANGES"
 	StreamAudit         = "AUDIT"
 	StreamTimers        = "TIMERS"
+	StreamDeadLetters   = "DEADLETTERS"
 )
 
 // Subject wildcards, one per stream subject space.
@@ -39,6 +40,7 @@ const (
 	AuditWildcard          = "audit.>"
 	TimersWildcard         = "timers.>"
 	TimerSchedulesWildcard = "timer-schedules.>"
+	DeadLettersWildcard    = "deadletters.>"
 	// IngestWildcard is a core NATS request/reply subject, not a stream:
 	// internal producers send a CloudEvent and get the collector's verdict
 	// after the JetStream ack.
@@ -55,6 +57,7 @@ const (
 	ConsumerAuditNotifs   = "audit-notifications"
 	ConsumerAuditAttempts = "audit-attempts"
 	ConsumerAuditChanges  = "audit-changes"
+	ConsumerAuditDead     = "audit-deadletters"
 )
 
 // KV bucket names.
@@ -150,6 +153,12 @@ func TimerSubject(tenant, kind, key string) string {
 // replaces the timer (the schedule subject keeps one message).
 func TimerScheduleSubject(tenant, kind, key string) string {
 	return "timer-schedules." + tenant + "." + kind + "." + key
+}
+
+// DeadLetterSubject holds the poison messages one consumer set aside:
+// deadletters.<tenant>.<consumer>. Every service that consumes writes it.
+func DeadLetterSubject(tenant, consumer string) string {
+	return "deadletters." + tenant + "." + consumer
 }
 
 // IngestSubject is the request/reply subject of the collector for a tenant.

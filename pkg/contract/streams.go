@@ -135,11 +135,29 @@ func TimersStream(t Topology) jetstream.StreamConfig {
 	}
 }
 
+// DeadLettersStream keeps the messages whose handler panicked, copied aside
+// with the reason before the original was terminated, so that one poison
+// message never stops a consumer and is never lost. Written by every
+// consuming service (each ensures it), read by audit.
+func DeadLettersStream(t Topology) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        StreamDeadLetters,
+		Description: "Poison messages set aside by the consumer that could not handle them",
+		Subjects:    []string{DeadLettersWildcard},
+		Retention:   jetstream.LimitsPolicy,
+		MaxAge:      30 * 24 * time.Hour,
+		Storage:     t.Storage,
+		Replicas:    t.replicas(),
+		Duplicates:  DuplicateWindow,
+	}
+}
+
 // AllStreams lists every stream config, for provisioning tools and tests.
 func AllStreams(t Topology) []jetstream.StreamConfig {
 	return []jetstream.StreamConfig{
 		EventsStream(t), NotificationsStream(t), DeliveriesStream(t),
 		AttemptsStream(t), ChangesStream(t), AuditStream(t), TimersStream(t),
+		DeadLettersStream(t),
 	}
 }
 

@@ -27,6 +27,7 @@ var Routes = []Route{
 	{StreamAudit, AuditWildcard, "audit.<tenant>", "audit", "audit query API"},
 	{StreamTimers, TimerSchedulesWildcard, "timer-schedules.<tenant>.<kind>.<key>", "engine (deadlines, reminders)", "JetStream scheduler, which publishes on timers.>"},
 	{StreamTimers, TimersWildcard, "timers.<tenant>.<kind>.<key>", "JetStream scheduler", "engine (`engine-timers`)"},
+	{StreamDeadLetters, DeadLettersWildcard, "deadletters.<tenant>.<consumer>", "any consumer whose handler panicked", "audit (`audit-deadletters`)"},
 }
 
 // MarkdownTable renders Routes and the buckets as the README's table.

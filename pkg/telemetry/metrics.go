@@ -23,6 +23,7 @@ const (
 	NameConsumerLag     = "herald.consumer.lag"     // {stream, consumer}
 	NameBreakersOpen    = "herald.breakers.open"    // open circuit breakers
 	NameDeadLetters     = "herald.deadletters"      // dead-lettered pairs
+	NamePoisonMessages  = "herald.poison.messages"  // {consumer} handler panicked, message set aside
 )
 
 // Attribute keys.
@@ -52,6 +53,7 @@ type Metrics struct {
 	DeliveryLatency metric.Float64Histogram
 	BreakersOpen    metric.Int64ObservableGauge
 	DeadLetters     metric.Int64Counter
+	PoisonMessages  metric.Int64Counter
 
 	meter metric.Meter
 }
@@ -84,7 +86,20 @@ func NewMetrics(m metric.Meter) (*Metrics, error) {
 		metric.WithDescription("Pairs dead-lettered after the retry schedule")); err != nil {
 		return nil, err
 	}
+	if x.PoisonMessages, err = m.Int64Counter(NamePoisonMessages, metric.WithUnit("{message}"),
+		metric.WithDescription("Messages whose handler panicked, set aside on DEADLETTERS, by consumer")); err != nil {
+		return nil, err
+	}
 	return &x, nil
+}
+
+// Poisoned counts one message that the consumer's handler could not handle
+// at all; it has the signature of bus.ConsumeOptions.OnPoison.
+func (x *Metrics) Poisoned(ctx context.Context, consumer string) {
+	if x == nil {
+		return
+	}
+	x.PoisonMessages.Add(ctx, 1, metric.WithAttributes(KeyConsumer.String(consumer)))
 }
 
 // Ingested counts one event by its type and result.

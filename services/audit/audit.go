@@ -1,6 +1,7 @@
 // Package audit keeps Herald's tamper-evident trail: one hash chain per
 // tenant (pkg/auditchain) on the AUDIT stream, fed by durable consumers on
-// EVENTS, NOTIFICATIONS, ATTEMPTS and CHANGES, with the chain heads in the
+// EVENTS, NOTIFICATIONS, ATTEMPTS and CHANGES (and DEADLETTERS, the poison
+// messages any consumer set aside), with the chain heads in the
 // audit-heads bucket. It serves the delivery log, the audit query and the
 // chain verification over HTTP.
 //
@@ -159,10 +160,10 @@ func (s *Service) Ready() error {
 }
 
 // Run ensures AUDIT and audit-heads, rebuilds the index, and consumes the
-// four inputs until ctx is cancelled.
+// four pipeline inputs and DEADLETTERS until ctx is cancelled.
 func (s *Service) Run(ctx context.Context) error {
 	js := s.deps.JS
-	if err := bus.EnsureStreams(ctx, js, contract.AuditStream(s.deps.Topology)); err != nil {
+	if err := bus.EnsureStreams(ctx, js, contract.AuditStream(s.deps.Topology), contract.DeadLettersStream(s.deps.Topology)); err != nil {
 		return err
 	}
 	st, err := js.Stream(ctx, contract.StreamAudit)
@@ -193,6 +194,7 @@ func (s *Service) Run(ctx context.Context) error {
 		contract.StreamNotifications: s.handleNotification,
 		contract.StreamAttempts:      s.handleAttempt,
 		contract.StreamChanges:       s.handleChange,
+		contract.StreamDeadLetters:   s.handleDeadLetter,
 	}
 	for stream, cfg := range contract.AuditConsumers() {
 		h := handlers[stream]
@@ -207,7 +209,8 @@ func (s *Service) Run(ctx context.Context) error {
 					}
 					return err
 				}
-				if err := bus.Consume(gctx, c, h, bus.ConsumeOptions{Consumer: cfg.Durable, Logger: s.log}); err != nil {
+				if err := bus.Consume(gctx, c, h, bus.ConsumeOptions{Consumer: cfg.Durable, Logger: s.log,
+					DeadLetters: js, OnPoison: s.deps.Metrics.Poisoned}); err != nil {
 					return err
 				}
 				select {

@@ -118,6 +118,26 @@ func (s *Service) handleAttempt(ctx context.Context, msg jetstream.Msg) error {
 	return s.append(ctx, &r)
 }
 
+// handleDeadLetter records that a consumer set a poison message aside, and
+// why; never the message's data, which stays on DEADLETTERS.
+func (s *Service) handleDeadLetter(ctx context.Context, msg jetstream.Msg) error {
+	e, r, err := input(msg, auditchain.KindDeadLetter)
+	if err != nil {
+		return err
+	}
+	var dl payload.DeadLetter
+	if err := json.Unmarshal(e.Data(), &dl); err != nil {
+		return bus.Permanent(fmt.Errorf("dead letter %s: %w", e.ID(), err))
+	}
+	r.DataSHA256 = "" // the hash of a copy that holds the original's data says nothing useful
+	r.Consumer = scrub(dl.Consumer)
+	r.OriginStream = scrub(dl.Stream)
+	r.OriginSeq = dl.StreamSeq
+	r.Subject = scrub(dl.Subject)
+	r.Error = truncate(scrub(dl.Reason), 512)
+	return s.append(ctx, &r)
+}
+
 func (s *Service) handleChange(ctx context.Context, msg jetstream.Msg) error {
 	e, r, err := input(msg, auditchain.KindChange)
 	if err != nil {

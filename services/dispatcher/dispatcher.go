@@ -246,7 +246,7 @@ func (s *Service) Ready() error {
 // Run ensures DELIVERIES, ATTEMPTS and the dispatcher's buckets, loads the
 // subscription index, then plans and delivers until ctx is cancelled.
 func (s *Service) Run(ctx context.Context) error {
-	if err := bus.EnsureStreams(ctx, s.js, contract.DeliveriesStream(s.topo), contract.AttemptsStream(s.topo)); err != nil {
+	if err := bus.EnsureStreams(ctx, s.js, contract.DeliveriesStream(s.topo), contract.AttemptsStream(s.topo), contract.DeadLettersStream(s.topo)); err != nil {
 		return err
 	}
 	var err error
@@ -298,7 +298,7 @@ func (s *Service) Run(ctx context.Context) error {
 	defer s.ready.Store(false)
 	errc := make(chan error, 2)
 	run := func(c jetstream.Consumer, h bus.Handler, o bus.ConsumeOptions) {
-		o.Logger = s.log
+		o.Logger, o.DeadLetters, o.OnPoison = s.log, s.js, s.metrics.Poisoned
 		err := bus.Consume(ctx, c, h, o)
 		cancel()
 		errc <- err

@@ -40,7 +40,7 @@ func (s *Service) handlePlan(ctx context.Context, msg jetstream.Msg) error {
 	if len(subs) == 0 {
 		return nil
 	}
-	raw, err := json.Marshal(n)
+	raw, err := encodeNotification(n)
 	if err != nil {
 		return bus.Permanent(fmt.Errorf("encode notification %s: %w", n.ID(), err))
 	}
@@ -74,6 +74,19 @@ func (s *Service) handlePlan(ctx context.Context, msg jetstream.Msg) error {
 		}
 	}
 	return nil
+}
+
+// encodeNotification renders n as a structured CloudEvent. Data declared
+// JSON that is not JSON cannot be inlined; it travels as data_base64 with
+// its declared content type, as the JSON format allows for any data, rather
+// than the pair being dropped.
+func encodeNotification(n event.Event) ([]byte, error) {
+	raw, err := json.Marshal(n)
+	if err == nil || n.DataBase64 || len(n.Data()) == 0 {
+		return raw, err
+	}
+	n.DataBase64 = true
+	return json.Marshal(n)
 }
 
 // deliveryEvent wraps a pair as a herald.delivery CloudEvent.

@@ -222,8 +222,11 @@ func (s *sender) request(ctx context.Context, sub subscription.Subscription, d p
 		if err := cehttp.WriteRequest(binding.WithForceBinary(ctx), binding.ToMessage(&e), req); err != nil {
 			return nil, fmt.Errorf("binary mode: %w", err)
 		}
-		if body, err = io.ReadAll(req.Body); err != nil {
-			return nil, err
+		// An event without data leaves the request without a body.
+		if req.Body != nil {
+			if body, err = io.ReadAll(req.Body); err != nil {
+				return nil, err
+			}
 		}
 	case subscription.PayloadTemplate:
 		if body, err = renderTemplate(sub.Template, d.Notification); err != nil {
@@ -327,7 +330,16 @@ func renderTemplate(src string, notification []byte) ([]byte, error) {
 	}
 	w := &capWriter{n: templateMaxOutput}
 	done := make(chan error, 1)
-	go func() { done <- tmpl.Execute(w, data) }()
+	go func() {
+		// This goroutine outlives the handler's recover: a panic here would
+		// take the process down.
+		defer func() {
+			if v := recover(); v != nil {
+				done <- fmt.Errorf("template panicked: %v", v)
+			}
+		}()
+		done <- tmpl.Execute(w, data)
+	}()
 	select {
 	case err := <-done:
 		if err != nil {

@@ -136,7 +136,7 @@ func (s *Service) Ready() error {
 // Run ensures NOTIFICATIONS, TIMERS, the alerts and operations buckets and
 // both durable consumers, then consumes until ctx is cancelled.
 func (s *Service) Run(ctx context.Context) error {
-	if err := bus.EnsureStreams(ctx, s.js, contract.NotificationsStream(s.topo), contract.TimersStream(s.topo)); err != nil {
+	if err := bus.EnsureStreams(ctx, s.js, contract.NotificationsStream(s.topo), contract.TimersStream(s.topo), contract.DeadLettersStream(s.topo)); err != nil {
 		return err
 	}
 	var err error
@@ -162,7 +162,8 @@ func (s *Service) Run(ctx context.Context) error {
 	defer cancel()
 	errc := make(chan error, 2)
 	run := func(c jetstream.Consumer, h bus.Handler, name string) {
-		err := bus.Consume(ctx, c, h, bus.ConsumeOptions{Workers: s.cfg.Workers, Consumer: name, Logger: s.log})
+		err := bus.Consume(ctx, c, h, bus.ConsumeOptions{Workers: s.cfg.Workers, Consumer: name, Logger: s.log,
+			DeadLetters: s.js, OnPoison: s.metrics.Poisoned})
 		cancel()
 		errc <- err
 	}
