@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"sort"
 	"strconv"
 	"time"
 
@@ -166,13 +167,9 @@ func (s *Service) Deliveries(ctx context.Context, tenant string, q query) (Deliv
 func (s *Service) delivery(ctx context.Context, tenant string, rec auditchain.Record) (Delivery, uint64, error) {
 	d := Delivery{SubscriptionID: rec.SubscriptionID, NotificationID: rec.NotificationID,
 		NotificationType: rec.NotificationType, Attempts: []DeliveryAttempt{}}
-	kind := kindCode(auditchain.KindAttempt)
 	var latest uint64
 	original := false
-	for _, e := range s.idx.candidates(tenant, query{Notification: rec.NotificationID}) {
-		if e.kind != kind {
-			continue
-		}
+	for _, e := range s.idx.pairEntries(tenant, rec.NotificationID, rec.SubscriptionID) {
 		r, err := s.fetch(ctx, e.seq)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			continue
@@ -197,4 +194,30 @@ func (s *Service) delivery(ctx context.Context, tenant string, rec auditchain.Re
 	d.Links.Audit = "/v1/tenants/" + url.PathEscape(tenant) + "/audit?" +
 		url.Values{"notification": {d.NotificationID}, "subscription": {d.SubscriptionID}}.Encode()
 	return d, latest, nil
+}
+
+// pairEntries returns the attempt entries of one pair, in stream order:
+// the notification's postings that are also the subscription's. The
+// notification's are few (its fan-out times the attempts), so each is
+// looked up in the subscription's, however long that list is.
+func (x *index) pairEntries(tenant, notification, subscription string) []entry {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	ti, ok := x.tenants[tenant]
+	if !ok {
+		return nil
+	}
+	attempt := kindCode(auditchain.KindAttempt)
+	bySub := ti.keys["s:"+subscription]
+	var out []entry
+	for _, e := range ti.keys["n:"+notification] {
+		if e.kind != attempt {
+			continue
+		}
+		i := sort.Search(len(bySub), func(i int) bool { return bySub[i].seq >= e.seq })
+		if i < len(bySub) && bySub[i].seq == e.seq {
+			out = append(out, e)
+		}
+	}
+	return out
 }

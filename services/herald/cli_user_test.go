@@ -55,6 +55,7 @@ func TestCLIFlagsPerCommand(t *testing.T) {
 		{[]string{"subscriptions", "get", "--tenant", "acme"}, "missing SUBSCRIPTION_ID"},
 		{[]string{"subscriptions", "list"}, "--tenant is required"},
 		{[]string{"tenants", "frobnicate"}, "unknown command"},
+		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
 		{[]string{"replay", "--tenant", "acme", "--pair", "msg_1", "--only-failed"}, "--pair takes no"},
 	} {
 		_, err := cli(none, tc.args...)
