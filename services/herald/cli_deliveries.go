@@ -38,6 +38,9 @@ func (x *invocation) printDeliveries(p deliveryPage, detail bool) {
 		for _, a := range d.Attempts {
 			fmt.Fprintf(x.stdout, "  #%d %s %-16s %s\n", a.Attempt, a.At.UTC().Format(time.RFC3339), a.Outcome,
 				attemptText(a.StatusCode, a.LatencyMs, a.ErrorClass, a.Error))
+			if a.Response != "" && a.Outcome != payload.OutcomeDelivered {
+				fmt.Fprintf(x.stdout, "     answer: %q\n", truncate(a.Response, 200))
+			}
 		}
 		fmt.Fprintf(x.stdout, "  audit: %s\n", d.Links.Audit)
 	}
@@ -53,7 +56,9 @@ func attemptText(status int, latencyMs float64, class, msg string) string {
 	if status != 0 {
 		parts = append(parts, fmt.Sprint(status))
 	}
-	parts = append(parts, fmt.Sprintf("%.0fms", latencyMs))
+	if status != 0 || latencyMs > 0 {
+		parts = append(parts, fmt.Sprintf("%.0fms", latencyMs))
+	}
 	if class != "" || msg != "" {
 		parts = append(parts, strings.TrimPrefix(class+": "+msg, ": "))
 	}
@@ -148,4 +153,11 @@ func printAttempt(w io.Writer, output string, color bool, r auditchain.Record) {
 		}
 	}
 	fmt.Fprintln(w, line)
+}
+
+func truncate(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return string(r[:n]) + "…"
+	}
+	return s
 }
