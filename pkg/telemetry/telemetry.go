@@ -1,7 +1,6 @@
 // Package telemetry sets up OpenTelemetry for a Herald process: traces
-// exported with OTLP/HTTP when OTEL_EXPORTER_OTLP_ENDPOINT is set (a no-op
-// provider otherwise), the W3C TraceContext propagator that pkg/bus uses for
-// NATS headers, and metrics served on a Prometheus /metrics endpoint and,
+// exported with OTLP/HTTP when OTEL_EXPORTER_OTLP_ENDPOINT is set, the W3C
+// TraceContext propagator that pkg/bus uses for NATS headers, and metrics served on a Prometheus /metrics endpoint and,
 // with an endpoint, pushed with OTLP too. The instruments live in metrics.go.
 package telemetry
 
@@ -26,7 +25,6 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
-	"go.opentelemetry.io/otel/trace/noop"
 )
 
 // Env names read here.
@@ -56,7 +54,10 @@ func New(ctx context.Context, serviceName string, getenv func(string) string) (*
 	endpoint := strings.TrimRight(getenv(EnvEndpoint), "/")
 
 	if endpoint == "" {
-		p.TracerProvider = noop.NewTracerProvider()
+		// Spans get real ids and are dropped: trace context still starts
+		// here and travels every hop, so a collector added later to any
+		// process sees whole traces. Nothing to flush, so no shutdown.
+		p.TracerProvider = sdktrace.NewTracerProvider(sdktrace.WithResource(res))
 	} else {
 		exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(endpoint+"/v1/traces"))
 		if err != nil {
@@ -109,10 +110,15 @@ func (p *Provider) Shutdown(ctx context.Context) error {
 // current is the provider installed by Setup, served by MetricsHandler.
 var current atomic.Pointer[Provider]
 
+// defaultTracerProvider is the global before anyone installed one: the
+// OpenTelemetry no-op, which starts no trace of its own.
+var defaultTracerProvider = otel.GetTracerProvider()
+
 // Setup builds the providers and installs them as the OpenTelemetry globals,
-// which pkg/bus and otelhttp use. The TraceContext propagator is installed
-// always, so trace context passes through even a process that exports
-// nothing. Call shutdown on the way out to flush spans.
+// which pkg/bus and otelhttp use. The TraceContext propagator and a tracer
+// that starts traces are installed always, so every bus message carries a
+// traceparent even in a process that exports nothing. Call shutdown on the
+// way out to flush spans.
 func Setup(ctx context.Context, serviceName string, getenv func(string) string) (shutdown func(context.Context) error, err error) {
 	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(
 		propagation.TraceContext{}, propagation.Baggage{}))
@@ -120,9 +126,9 @@ func Setup(ctx context.Context, serviceName string, getenv func(string) string) 
 	if err != nil {
 		return nil, err
 	}
-	// Without an exporter the global provider is left alone: it is the
-	// no-op default, or a recorder a test installed to follow a trace.
-	if getenv(EnvEndpoint) != "" {
+	// Without an exporter, a provider already installed (an earlier
+	// Setup's, or a recorder a test installed to follow a trace) stays.
+	if getenv(EnvEndpoint) != "" || otel.GetTracerProvider() == defaultTracerProvider {
 		otel.SetTracerProvider(p.TracerProvider)
 	}
 	otel.SetMeterProvider(p.MeterProvider)

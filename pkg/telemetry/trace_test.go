@@ -3,6 +3,7 @@ package telemetry
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -162,4 +163,76 @@ func contains(xs []string, x string) bool {
 		}
 	}
 	return false
+}
+
+// Without any OTel configuration a bus message still carries a W3C
+// traceparent, started where the message is published, and its consumer
+// continues that trace: a collector added later sees whole traces. Not
+// parallel: Setup installs globals.
+func TestTraceparentWithoutOTel(t *testing.T) {
+	shutdown, err := Setup(context.Background(), "no-otel-test", func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = shutdown(context.Background()) })
+
+	s := natstest.Run(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := bus.EnsureStreams(ctx, s.JS, contract.EventsStream(contract.DefaultTopology)); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := bus.EnsureConsumer(ctx, s.JS, contract.StreamEvents, contract.EngineConsumer())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := event.New()
+	e.SetID("ev-1")
+	e.SetSource("test")
+	e.SetType("vmanage.alarm")
+	e.SetExtension("tenant", "acme")
+	_ = e.SetData(event.ApplicationJSON, map[string]string{"k": "v"})
+	ack, err := bus.PublishEvent(context.Background(), s.JS, contract.EventSubject("acme", "vmanage.alarm"), "msg-1", e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.JS.Stream(ctx, contract.StreamEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := st.GetMsg(ctx, ack.Sequence)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := m.Header.Get("traceparent")
+	parts := strings.Split(tp, "-")
+	if len(parts) != 4 || parts[0] != "00" || len(parts[1]) != 32 || strings.Trim(parts[1], "0") == "" || parts[3] != "01" {
+		t.Fatalf("bus message traceparent = %q, want a sampled W3C trace context", tp)
+	}
+
+	got := make(chan trace.SpanContext, 1)
+	cctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- bus.Consume(cctx, cons, func(ctx context.Context, msg jetstream.Msg) error {
+			select {
+			case got <- trace.SpanContextFromContext(ctx):
+			default:
+			}
+			return nil
+		}, bus.ConsumeOptions{Consumer: contract.ConsumerEngine})
+	}()
+	var sc trace.SpanContext
+	select {
+	case sc = <-got:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no message consumed after 20s")
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("Consume: %v", err)
+	}
+	if sc.TraceID().String() != parts[1] {
+		t.Errorf("consumer trace %s, want the publisher's %s", sc.TraceID(), parts[1])
+	}
 }

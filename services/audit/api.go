@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -78,6 +79,9 @@ func parseQuery(r *http.Request, desc bool) (query, *problem.Problem) {
 			errs = append(errs, problem.FieldError{Pointer: "order", Detail: "want asc or desc"})
 		}
 	}
+	if q.Outcome != "" && !validOutcome(q.Outcome) {
+		errs = append(errs, problem.FieldError{Pointer: "outcome", Detail: "want " + strings.Join(outcomes, ", ")})
+	}
 	if q.Kind != "" && kindCode(q.Kind) == 0 {
 		errs = append(errs, problem.FieldError{Pointer: "kind", Detail: "want event, notification, attempt or change"})
 	}
@@ -117,16 +121,6 @@ func parseQuery(r *http.Request, desc bool) (query, *problem.Problem) {
 type Page struct {
 	Items      []auditchain.Record `json:"items"`
 	NextCursor string              `json:"next_cursor,omitempty"`
-}
-
-func (s *Service) serveDeliveries(w http.ResponseWriter, r *http.Request, tenant string) {
-	q, p := parseQuery(r, true)
-	if p != nil {
-		problem.Write(w, r, p)
-		return
-	}
-	q.Kind = auditchain.KindAttempt
-	s.serveQuery(w, r, tenant, q)
 }
 
 func (s *Service) serveAudit(w http.ResponseWriter, r *http.Request, tenant string) {
@@ -207,7 +201,7 @@ func matches(r auditchain.Record, q query) bool {
 			return false
 		}
 	}
-	if q.Outcome != "" && r.Outcome != q.Outcome {
+	if q.Outcome != "" && !outcomeMatches(q.Outcome, r.Outcome) {
 		return false
 	}
 	return true
@@ -226,6 +220,11 @@ func (s *Service) fetch(ctx context.Context, seq uint64) (auditchain.Record, err
 }
 
 func (s *Service) serveVerify(w http.ResponseWriter, r *http.Request, tenant string) {
+	known, err := s.hasTrail(r.Context(), tenant)
+	if err == nil && !known {
+		problem.Write(w, r, problem.New(http.StatusNotFound, "no audit trail for tenant "+tenant))
+		return
+	}
 	res, err := s.Verify(r.Context(), tenant)
 	if err != nil {
 		s.log.ErrorContext(r.Context(), "audit verify failed", "tenant", tenant, "error", err)
@@ -235,6 +234,25 @@ func (s *Service) serveVerify(w http.ResponseWriter, r *http.Request, tenant str
 		return
 	}
 	writeJSON(w, res)
+}
+
+// hasTrail reports whether the tenant has ever had a record: one in the
+// index, or a head or retention checkpoint in audit-heads. Every tenant
+// has one from its creation on (the registry's change record).
+func (s *Service) hasTrail(ctx context.Context, tenant string) (bool, error) {
+	if len(s.idx.candidates(tenant, query{})) > 0 {
+		return true, nil
+	}
+	for _, key := range []string{tenant, checkpointKey(tenant)} {
+		_, err := s.heads.Get(ctx, key)
+		if err == nil {
+			return true, nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyNotFound) {
+			return false, err
+		}
+	}
+	return false, nil
 }
 
 // Verify walks the tenant's chain as stored, from its first remaining

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -215,6 +216,7 @@ func (h *harness) story(tenant string) {
 	a2.AttemptID, a2.SubscriptionID, a2.Attempt, a2.Outcome, a2.StatusCode, a2.ResponseSnippet, a2.LatencyMs =
 		"att-2", "sub-1", 2, payload.OutcomeDelivered, 200, `{"ok":true}`, 7
 	a3.AttemptID, a3.SubscriptionID, a3.Attempt, a3.Outcome, a3.StatusCode = "att-3", "sub-2", 1, payload.OutcomeDelivered, 204
+	a1.WebhookID, a2.WebhookID, a3.WebhookID = "whk-ntf-1-sub-1", "whk-ntf-1-sub-1", "whk-ntf-1-sub-2"
 	for _, a := range []payload.Attempt{a1, a2, a3} {
 		h.attempt(a)
 	}
@@ -268,19 +270,34 @@ func TestTrailQueryAndVerify(t *testing.T) {
 	if ids := sortedIDs(p); ids != "att-1,att-2,chg-1" {
 		t.Errorf("by subscription: %s", ids)
 	}
-	p = Page{}
-	h.get("/v1/tenants/acme/deliveries?subscription=sub-1&outcome=delivered", adminToken, &p)
-	if ids := recordIDs(p); ids != "att-2" {
-		t.Errorf("deliveries delivered: %s", ids)
+	// The delivery log shows pairs, each with its attempts, not records.
+	var dp DeliveryPage
+	h.get("/v1/tenants/acme/deliveries?subscription=sub-1&outcome=delivered", adminToken, &dp)
+	if got := pairList(dp); got != "ntf-1/sub-1 delivered [retrying 503 http_status, delivered 200]" {
+		t.Errorf("deliveries delivered: %s", got)
 	}
-	p = Page{}
-	h.get("/v1/tenants/acme/deliveries?since="+time.Now().Add(time.Hour).Format(time.RFC3339), adminToken, &p)
-	if len(p.Items) != 0 {
-		t.Errorf("deliveries since the future: %s", recordIDs(p))
+	if d := dp.Items[0]; d.Pair != "whk-ntf-1-sub-1" || d.NotificationType != "alert.opened" || d.Attempts[0].LatencyMs != 12 ||
+		d.Links.Audit != "/v1/tenants/acme/audit?notification=ntf-1&subscription=sub-1" {
+		t.Errorf("delivery: %+v", d)
+	}
+	dp = DeliveryPage{}
+	h.get("/v1/tenants/acme/deliveries?since="+time.Now().Add(time.Hour).Format(time.RFC3339), adminToken, &dp)
+	if len(dp.Items) != 0 {
+		t.Errorf("deliveries since the future: %s", pairList(dp))
+	}
+	var raw map[string][]map[string]any
+	h.get("/v1/tenants/acme/deliveries", adminToken, &raw)
+	for _, it := range raw["items"] {
+		for _, k := range []string{"prevHash", "hash", "sourceSeq", "seq"} {
+			if _, ok := it[k]; ok {
+				t.Errorf("delivery shows the audit record's %s: %v", k, it)
+			}
+		}
 	}
 
-	// Pagination: deliveries newest first, one per page; the audit in order.
-	if ids := h.pages("/v1/tenants/acme/deliveries?limit=1"); ids != "att-3,att-2,att-1" {
+	// Pagination: deliveries newest first, one pair per page and each pair
+	// once (att-1 is not a pair of its own); the audit in order.
+	if ids := h.deliveryPages("/v1/tenants/acme/deliveries?limit=1"); ids != "ntf-1/sub-2,ntf-1/sub-1" {
 		t.Errorf("deliveries pages: %s", ids)
 	}
 	if ids := h.pages("/v1/tenants/acme/audit?limit=2"); sortedList(ids) != "att-1,att-2,att-3,chg-1,evt-1,ntf-1,ntf-2" {
@@ -297,7 +314,8 @@ func TestTrailQueryAndVerify(t *testing.T) {
 	if code := h.get("/v1/tenants/acme/deliveries", "beta-key", nil); code != http.StatusForbidden {
 		t.Errorf("other tenant's key: %d", code)
 	}
-	if code := h.get("/v1/tenants/beta/audit/verify", "beta-key", nil); code != http.StatusOK {
+	// The key passes; beta has no trail yet.
+	if code := h.get("/v1/tenants/beta/audit/verify", "beta-key", nil); code != http.StatusNotFound {
 		t.Errorf("own tenant's key: %d", code)
 	}
 	if code := h.get("/v1/tenants/acme/audit?limit=0", adminToken, nil); code != http.StatusBadRequest {
@@ -461,9 +479,9 @@ func TestRedaction(t *testing.T) {
 			}
 		}
 	}
-	var p Page
+	var p DeliveryPage
 	h.get("/v1/tenants/acme/deliveries", adminToken, &p)
-	if len(p.Items) != 1 || p.Items[0].URL != "https://hooks.example/in" || p.Items[0].StatusCode != 401 {
+	if len(p.Items) != 1 || p.Items[0].URL != "https://hooks.example/in" || p.Items[0].Attempts[0].StatusCode != 401 {
 		t.Errorf("redacted attempt: %+v", p.Items)
 	}
 }
@@ -555,4 +573,110 @@ func FuzzScrubPrefilter(f *testing.F) {
 			t.Fatalf("scrub(%q) = %q, without prefilters %q", s, got, want)
 		}
 	})
+}
+
+// pairList shows a page of deliveries as "notification/subscription state
+// [outcome status class, ...]".
+func pairList(p DeliveryPage) string {
+	var out []string
+	for _, d := range p.Items {
+		var as []string
+		for _, a := range d.Attempts {
+			as = append(as, strings.TrimSpace(fmt.Sprintf("%s %d %s", a.Outcome, a.StatusCode, a.ErrorClass)))
+		}
+		out = append(out, fmt.Sprintf("%s/%s %s [%s]", d.NotificationID, d.SubscriptionID, d.State, strings.Join(as, ", ")))
+	}
+	return strings.Join(out, "; ")
+}
+
+func (h *harness) deliveryPages(path string) string {
+	h.t.Helper()
+	var ids []string
+	cursor := ""
+	for i := 0; i < 20; i++ {
+		var p DeliveryPage
+		u := path
+		if cursor != "" {
+			u += "&cursor=" + cursor
+		}
+		if code := h.get(u, adminToken, &p); code != http.StatusOK {
+			h.t.Fatalf("%s: %d", u, code)
+		}
+		for _, d := range p.Items {
+			ids = append(ids, d.NotificationID+"/"+d.SubscriptionID)
+		}
+		if cursor = p.NextCursor; cursor == "" {
+			break
+		}
+	}
+	return strings.Join(ids, ",")
+}
+
+// ?outcome= takes the states users mean: failed finds a pair that is still
+// being retried; an unknown value is a 400 naming the accepted ones.
+func TestDeliveriesOutcome(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	base := payload.Attempt{Tenant: "acme", NotificationType: "alert.opened", URL: "https://hooks.example/in", StartedAt: time.Now().UTC()}
+	mk := func(id, notif string, n int, outcome string, status int) payload.Attempt {
+		a := base
+		a.AttemptID, a.NotificationID, a.SubscriptionID, a.WebhookID, a.Attempt, a.Outcome, a.StatusCode = id, notif, "sub-1", "whk-"+notif, n, outcome, status
+		if status >= 500 {
+			a.ErrorClass, a.Error = payload.ErrClassHTTPStatus, "endpoint answered 503"
+		}
+		return a
+	}
+	h.attempt(mk("a1", "n-retrying", 1, payload.OutcomeRetrying, 503))
+	h.attempt(mk("a2", "n-ok", 1, payload.OutcomeDelivered, 200))
+	h.attempt(mk("a3", "n-dead", 1, payload.OutcomeDeadLettered, 503))
+	h.waitRecords("acme", 3)
+
+	for q, want := range map[string]string{
+		"failed":        "n-dead/sub-1 dead_lettered [dead_lettered 503 http_status]; n-retrying/sub-1 retrying [retrying 503 http_status]",
+		"retrying":      "n-retrying/sub-1 retrying [retrying 503 http_status]",
+		"dead_lettered": "n-dead/sub-1 dead_lettered [dead_lettered 503 http_status]",
+		"delivered":     "n-ok/sub-1 delivered [delivered 200]",
+	} {
+		var p DeliveryPage
+		if code := h.get("/v1/tenants/acme/deliveries?outcome="+q, adminToken, &p); code != http.StatusOK {
+			t.Fatalf("outcome=%s: %d", q, code)
+		}
+		if got := pairList(p); got != want {
+			t.Errorf("outcome=%s: %s, want %s", q, got, want)
+		}
+	}
+	var rp Page
+	h.get("/v1/tenants/acme/audit?outcome=failed", adminToken, &rp)
+	if ids := sortedIDs(rp); ids != "a1,a3" {
+		t.Errorf("audit outcome=failed: %s", ids)
+	}
+
+	for _, path := range []string{"/v1/tenants/acme/deliveries?outcome=bogus", "/v1/tenants/acme/audit?outcome=bogus"} {
+		req, _ := http.NewRequest(http.MethodGet, h.url+path, nil)
+		req.Header.Set("Authorization", "Bearer "+adminToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Content-Type") != "application/problem+json" ||
+			!strings.Contains(string(body), `"outcome"`) || !strings.Contains(string(body), "delivered, retrying, failed, dead_lettered") {
+			t.Errorf("%s: %d %s", path, resp.StatusCode, body)
+		}
+	}
+}
+
+// Verifying the trail of a tenant that has none is a 404, not "ok, 0 records".
+func TestVerifyUnknownTenant(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	if code := h.get("/v1/tenants/nosuch/audit/verify", adminToken, nil); code != http.StatusNotFound {
+		t.Errorf("verify of an unknown tenant: %d", code)
+	}
+	h.attempt(payload.Attempt{Tenant: "acme", AttemptID: "a1", NotificationID: "n1", SubscriptionID: "s1", Attempt: 1, Outcome: payload.OutcomeDelivered, StartedAt: time.Now()})
+	h.waitRecords("acme", 1)
+	if res := h.verify("acme"); !res.OK || res.Records != 1 {
+		t.Errorf("verify acme: %+v", res)
+	}
 }

@@ -26,7 +26,7 @@ import (
 // Pair states in the delivery-state bucket.
 const (
 	stateInFlight       = "in_flight"
-	stateRetryScheduled = "retry_scheduled"
+	stateRetryScheduled = "retrying"
 	stateDelivered      = "delivered"
 	stateDeadLettered   = "dead_lettered"
 )

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -53,8 +54,9 @@ type replayAnswer struct {
 	IDs    []string `json:"webhookIds,omitempty"`
 }
 
-// handleRetry re-sends one dead-lettered pair. pair is the webhook-id
-// ("msg_<hex>") or its hex part.
+// handleRetry re-sends one failing pair: dead-lettered, or retrying (the
+// replay supersedes its scheduled retry, which is then dropped). pair is the
+// webhook-id ("msg_<hex>") or its hex part.
 func (s *Service) handleRetry(w http.ResponseWriter, r *http.Request) {
 	tenant, key := r.PathValue("tenant"), strings.TrimPrefix(r.PathValue("pair"), "msg_")
 	if !apiauth.ForTenant(w, r, tenant) || s.notReady(w, r) {
@@ -65,8 +67,8 @@ func (s *Service) handleRetry(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, problem.New(http.StatusNotFound, "no delivery "+r.PathValue("pair")+" for tenant "+tenant))
 		return
 	}
-	if st.State != stateDeadLettered {
-		problem.Write(w, r, problem.New(http.StatusConflict, "delivery is "+st.State+"; only dead-lettered deliveries can be retried"))
+	if !failing(st, time.Now()) {
+		problem.Write(w, r, problem.New(http.StatusConflict, "delivery is "+st.State+"; only retrying or dead-lettered deliveries can be retried"))
 		return
 	}
 	sub, ok := s.index.get(st.Tenant, st.SubscriptionID)
@@ -95,22 +97,49 @@ type replayRequest struct {
 	OnlyFailed bool      `json:"only_failed"`
 }
 
-// handleReplay re-sends every pair of a subscription whose notification
-// was stored between since and until, optionally only the dead-lettered
-// ones. Pairs already pending are left alone.
+// failing reports whether a pair is retrying or dead-lettered: what
+// only_failed replays and what a retry accepts. A pair in flight is not
+// (its attempt is running), unless its lease ended with its holder.
+func failing(st *pairState, now time.Time) bool {
+	switch st.State {
+	case stateRetryScheduled, stateDeadLettered:
+		return true
+	case stateInFlight:
+		return !now.Before(st.LeaseUntil)
+	}
+	return false
+}
+
+// handleReplay re-sends what was meant for a subscription: every pair of a
+// notification stored between since and until that the subscription's
+// event patterns and filter take, or with only_failed just the retrying
+// and dead-lettered ones. since defaults to, and is never earlier than,
+// the subscription's creation: older notifications were never its. A pair
+// whose attempt is running now is left alone; a retrying pair is sent now,
+// and its scheduled retry is dropped.
 func (s *Service) handleReplay(w http.ResponseWriter, r *http.Request) {
 	tenant, id := r.PathValue("tenant"), r.PathValue("id")
 	if !apiauth.ForTenant(w, r, tenant) || s.notReady(w, r) {
 		return
 	}
 	var req replayRequest
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&req); err != nil {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil && !errors.Is(err, io.EOF) {
 		problem.Write(w, r, problem.Invalid("body must be JSON {since, until, only_failed}", problem.FieldError{Pointer: "/", Detail: err.Error()}))
 		return
 	}
+	sub, ok := s.index.get(tenant, id)
+	if !ok {
+		problem.Write(w, r, problem.New(http.StatusNotFound, "no subscription "+id+" for tenant "+tenant))
+		return
+	}
 	var ferrs []problem.FieldError
+	if req.Since.Before(sub.CreatedAt) {
+		req.Since = sub.CreatedAt
+	}
 	if req.Since.IsZero() {
-		ferrs = append(ferrs, problem.FieldError{Pointer: "/since", Detail: "required, RFC 3339 time"})
+		ferrs = append(ferrs, problem.FieldError{Pointer: "/since", Detail: "required for a subscription without a creation time, RFC 3339 time"})
 	}
 	if req.Until.IsZero() {
 		req.Until = time.Now()
@@ -120,11 +149,6 @@ func (s *Service) handleReplay(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(ferrs) > 0 {
 		problem.Write(w, r, problem.Invalid("invalid replay range", ferrs...))
-		return
-	}
-	sub, ok := s.index.get(tenant, id)
-	if !ok {
-		problem.Write(w, r, problem.New(http.StatusNotFound, "no subscription "+id+" for tenant "+tenant))
 		return
 	}
 	if !sub.Active() {
@@ -198,15 +222,25 @@ func (s *Service) replayOne(ctx context.Context, msg jetstream.Msg, seq uint64, 
 	if !sub.MatchesType(n.Type()) || (tenant != sub.Tenant && !s.index.isAncestor(sub.Tenant, tenant)) {
 		return false, nil
 	}
+	if sub.Filter != "" {
+		var data any
+		if len(n.Data()) > 0 {
+			_ = json.Unmarshal(n.Data(), &data) // non-JSON data: filters over data do not match, as in plan
+		}
+		if !s.filters.matches(sub.Filter, n, tenant, data) {
+			return false, nil
+		}
+	}
 	key := pairKey(n.ID(), sub.ID)
 	st, rev, err := s.loadState(ctx, key)
 	if err != nil {
 		return false, err
 	}
+	now := time.Now()
 	switch {
-	case st != nil && (st.State == stateInFlight || st.State == stateRetryScheduled):
-		return false, nil // already on its way
-	case onlyFailed && (st == nil || st.State != stateDeadLettered):
+	case st != nil && st.State == stateInFlight && now.Before(st.LeaseUntil):
+		return false, nil // its attempt is running
+	case onlyFailed && (st == nil || !failing(st, now)):
 		return false, nil
 	}
 	raw, err := json.Marshal(n)

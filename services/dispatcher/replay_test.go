@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldhq/herald/pkg/natstest"
 	"github.com/heraldhq/herald/pkg/payload"
 	"github.com/heraldhq/herald/pkg/subscription"
 )
@@ -100,5 +101,76 @@ func TestRetryAndReplay(t *testing.T) {
 	}
 	if requested != 5 || replayed != 5 {
 		t.Errorf("replay records %d, replayed deliveries %d; want 5 and 5", requested, replayed)
+	}
+}
+
+// Replay resends what was meant for the subscription: not a notification
+// from before it existed, and the retrying pairs too. only_failed needs no
+// since and finds retrying pairs; a retrying pair can be retried.
+func TestReplayRetryingPairs(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	var healthy atomic.Bool
+	rc := newReceiver(t, func(_ int, r *http.Request) int {
+		if healthy.Load() {
+			return 200
+		}
+		return 503
+	})
+	other := newReceiver(t, nil)
+	subA, _ := h.putSub(subscription.Subscription{ID: "sub-a", URL: other.URL, CreatedAt: time.Now().Add(-time.Hour)})
+	cfg := testConfig()
+	cfg.Schedule = []time.Duration{0, time.Hour} // a failing pair stays retrying
+	svc, _ := h.start(cfg)
+	mux := http.NewServeMux()
+	svc.Routes(mux)
+
+	// n-old is planned (for sub-a) before sub-1 exists.
+	h.notify("acme", "alert.opened", "n-old")
+	h.waitState("n-old", subA.ID, stateDelivered)
+	sub, _ := h.putSub(subscription.Subscription{ID: "sub-1", URL: rc.URL, PayloadMode: subscription.PayloadBinary, CreatedAt: time.Now()})
+	natstest.Eventually(t, 10*time.Second, func() error {
+		if _, ok := svc.index.get("acme", sub.ID); !ok {
+			return errNotYet
+		}
+		return nil
+	})
+	h.notify("acme", "alert.opened", "n-1")
+	h.notify("acme", "alert.opened", "n-2")
+	h.waitState("n-1", sub.ID, stateRetryScheduled)
+	h.waitState("n-2", sub.ID, stateRetryScheduled)
+	if stateRetryScheduled != payload.OutcomeRetrying {
+		t.Errorf("the pair state %q is not named as the attempt outcome %q", stateRetryScheduled, payload.OutcomeRetrying)
+	}
+	healthy.Store(true)
+
+	rec, ans := call(t, mux, "POST", "/v1/tenants/acme/deliveries/"+webhookID(pairKey("n-1", sub.ID))+"/retry", testAdminToken, "")
+	if rec.Code != 202 || ans.Pairs != 1 {
+		t.Fatalf("retry of a retrying pair: %d %s", rec.Code, rec.Body)
+	}
+	h.waitState("n-1", sub.ID, stateDelivered)
+
+	rec, ans = call(t, mux, "POST", "/v1/tenants/acme/subscriptions/sub-1/replay", testAdminToken, `{"only_failed":true}`)
+	if rec.Code != 202 || ans.Pairs != 1 {
+		t.Fatalf("replay only failed without since: %d %s", rec.Code, rec.Body)
+	}
+	h.waitState("n-2", sub.ID, stateDelivered)
+
+	before := len(rc.requests())
+	since := time.Now().Add(-2 * time.Hour).UTC().Format(time.RFC3339)
+	rec, ans = call(t, mux, "POST", "/v1/tenants/acme/subscriptions/sub-1/replay", testAdminToken, `{"since":"`+since+`"}`)
+	if rec.Code != 202 || ans.Pairs != 2 {
+		t.Fatalf("replay since before the subscription: %d %s (want n-1 and n-2, not n-old)", rec.Code, rec.Body)
+	}
+	for _, r := range rc.waitCount(t, before+2)[before:] {
+		if id := r.Header.Get("ce-id"); id == "n-old" {
+			t.Errorf("replay sent %s, from before the subscription existed", id)
+		}
+	}
+	if st := h.state("n-old", sub.ID); st != nil {
+		t.Errorf("n-old has a pair for sub-1: %+v", st)
+	}
+	if rec, _ := call(t, mux, "POST", "/v1/tenants/acme/subscriptions/sub-1/replay", testAdminToken, `{"since":"x"}`); rec.Code != 400 {
+		t.Errorf("bad since: %d", rec.Code)
 	}
 }

@@ -307,7 +307,7 @@ func auditDelivered(ctx context.Context, c *client, tenant string, expected int)
 				} `json:"items"`
 				NextCursor string `json:"next_cursor"`
 			}
-			path := "/v1/tenants/" + tenant + "/deliveries?outcome=delivered&order=asc&limit=500"
+			path := "/v1/tenants/" + tenant + "/audit?kind=attempt&outcome=delivered&order=asc&limit=500"
 			if cursor != "" {
 				path += "&cursor=" + cursor
 			}

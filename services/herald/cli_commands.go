@@ -15,108 +15,356 @@ import (
 	"github.com/google/uuid"
 )
 
-const usage = `herald: webhook notification pipeline on NATS JetStream
+// command is one client command. Each has its own FlagSet, built by flags,
+// so it parses only its own flags (anywhere on the line) and refuses
+// others; "herald NAME --help" lists exactly those.
+type command struct {
+	name     string   // "subscriptions get"
+	args     []string // positional arguments, in order
+	synopsis string   // the flags worth showing in "herald help"
+	summary  string
+	// local commands talk to no server: no --server, --token, --output.
+	local bool
+	// flags declares the command's flags on fs and returns what runs it.
+	flags func(fs *flag.FlagSet) runFunc
+}
+
+// runFunc runs a command with its positional arguments.
+type runFunc func(ctx context.Context, x *invocation, args []string) error
+
+// invocation is what a running command reaches: the client (nil for local
+// commands), the environment and the output streams.
+type invocation struct {
+	c              *client
+	getenv         func(string) string
+	stdout, stderr io.Writer
+}
+
+// commands is the CLI, grouped by resource.
+var commands = []command{
+	// context
+	{name: "context set", args: []string{"NAME"}, synopsis: "--server URL --token T", summary: "save a server and token as a named context", local: true, flags: contextSet},
+	{name: "context use", args: []string{"NAME"}, summary: "make a context current", local: true, flags: contextUse},
+	{name: "context list", summary: "list contexts (* is current)", local: true, flags: contextList},
+
+	// tenants
+	{name: "tenants create", synopsis: "--id ID --name NAME [--kind account|subaccount|project] [--parent ID]", summary: "create a tenant", flags: tenantsCreate},
+	{name: "tenants list", synopsis: "[--cursor C] [--limit N]", summary: "list tenants", flags: tenantsList},
+	{name: "tenants get", args: []string{"TENANT_ID"}, summary: "show a tenant", flags: tenantCall("GET")},
+	{name: "tenants delete", args: []string{"TENANT_ID"}, summary: "delete a tenant", flags: tenantCall("DELETE")},
+
+	// subscriptions
+	{name: "subscriptions create", synopsis: "--tenant T --url URL --events a,b [--filter CEL] [--description D]\n        [--include-subaccounts] [--single-attempt] [--payload-mode M]", summary: "create a subscription (its secret is shown once)", flags: subscriptionsCreate},
+	{name: "subscriptions list", synopsis: "--tenant T [--cursor C] [--limit N]", summary: "list a tenant's subscriptions", flags: subscriptionsList},
+	{name: "subscriptions get", args: []string{"SUBSCRIPTION_ID"}, synopsis: "--tenant T", summary: "show a subscription", flags: subscriptionCall("GET", "")},
+	{name: "subscriptions update", args: []string{"SUBSCRIPTION_ID"}, synopsis: `--tenant T --json '{"description":"..."}'`, summary: "change a subscription (JSON merge of the given fields)", flags: subscriptionsUpdate},
+	{name: "subscriptions pause", args: []string{"SUBSCRIPTION_ID"}, synopsis: "--tenant T", summary: "hold deliveries", flags: subscriptionCall("POST", "/pause")},
+	{name: "subscriptions resume", args: []string{"SUBSCRIPTION_ID"}, synopsis: "--tenant T", summary: "resume deliveries", flags: subscriptionCall("POST", "/resume")},
+	{name: "subscriptions rotate-secret", args: []string{"SUBSCRIPTION_ID"}, synopsis: "--tenant T", summary: "issue a new signing secret (the old one stays valid for a while)", flags: subscriptionCall("POST", "/rotate-secret")},
+	{name: "subscriptions delete", args: []string{"SUBSCRIPTION_ID"}, synopsis: "--tenant T", summary: "delete a subscription", flags: subscriptionCall("DELETE", "")},
+
+	// keys
+	{name: "keys create", synopsis: "--tenant T [--name N]", summary: "create a tenant API key (shown once)", flags: keysCreate},
+	{name: "keys list", synopsis: "--tenant T", summary: "list a tenant's API keys", flags: keysList},
+	{name: "keys revoke", args: []string{"KEY_ID"}, synopsis: "--tenant T", summary: "revoke an API key", flags: keysRevoke},
+
+	// events
+	{name: "send", synopsis: "--tenant T [--file F|-] | [--type TYPE [--source SRC] [--data JSON] [--id ID] [--subject S]]", summary: "send an event (or a JSON batch) to a tenant", flags: sendCmd},
+	{name: "test", args: []string{"SUBSCRIPTION_ID"}, synopsis: "--tenant T", summary: "send a signed herald.test notification to a subscription now and show the answer", flags: testCmd},
+
+	// deliveries
+	{name: "deliveries list", synopsis: "--tenant T [--subscription ID] [--outcome O] [--since T] [--until T]", summary: "list deliveries (pairs) newest first, with their attempts", flags: deliveriesList},
+	{name: "deliveries show", args: []string{"ID"}, synopsis: "--tenant T", summary: "show the deliveries of a notification id or of your event id", flags: deliveriesShow},
+	{name: "tail", synopsis: "--tenant T [--subscription ID] [--type TYPE] [--outcome O] [--since T]", summary: "follow delivery attempts as they happen (from now, or --since)", flags: tailCmd},
+	{name: "replay", synopsis: "--tenant T --subscription ID [--since T] [--until T] [--only-failed] | --pair PAIR_ID", summary: "resend a subscription's deliveries, or one pair", flags: replayCmd},
+
+	// audit
+	{name: "audit verify", synopsis: "--tenant T", summary: "check the tenant's hash-chained audit trail", flags: auditVerify},
+
+	// local tools
+	{name: "listen", synopsis: "[--addr 127.0.0.1:9000] [--secret whsec_..] [--public-key whpk_..] [--forward URL]\n        [--subscribe --tenant T --events a,b]", summary: "a local webhook receiver that checks signatures", flags: listenFlags},
+}
+
+// aliases name a command by a shorter line.
+var aliases = map[string]string{"deliveries": "deliveries list", "context": "context list"}
+
+const usageHead = `herald: webhook notification pipeline on NATS JetStream
 
 usage:
-  herald [serve]                          run Herald on its embedded default
-  herald context set NAME --server URL --token T | use NAME | list
-  herald tenants create --id ID --name NAME [--kind account|subaccount|project] [--parent ID]
-  herald tenants list | get ID | delete ID
-  herald subscriptions create --tenant T --url URL --events a,b [--filter CEL] [--description D]
-                              [--include-subaccounts] [--single-attempt] [--payload-mode M]
-  herald subscriptions list --tenant T | get|pause|resume|rotate-secret|delete --tenant T ID
-  herald subscriptions update --tenant T ID --json '{"description":"..."}'
-  herald keys create --tenant T [--name N] | list --tenant T | revoke --tenant T ID
-  herald send --tenant T [--file F|-] | [--type TYPE --source SRC --data JSON [--id ID] [--subject S]]
-  herald test --tenant T SUBSCRIPTION_ID
-  herald deliveries --tenant T [--subscription ID] [--outcome O] | deliveries show --tenant T NOTIFICATION_ID
-  herald tail --tenant T [--subscription ID] [--type TYPE] [--outcome O]
-  herald replay --tenant T --subscription ID [--since RFC3339] [--until RFC3339] [--only-failed]
-  herald replay --tenant T --pair PAIR_ID
-  herald audit verify --tenant T
+  herald [serve]          run Herald on its embedded default
   herald bench [--events N] [--subs 1,10,100] [--rate 500] [--json bench.json]
-                                          load program against an embedded Herald
-  herald listen [--addr 127.0.0.1:9000] [--secret whsec_..] [--public-key whpk_..] [--forward URL]
-                [--subscribe --tenant T --events a,b]
-
-Every client command takes --server, --token and --output json|text, with
-HERALD_URL and HERALD_TOKEN as defaults. Run "herald COMMAND -h" for flags.
+                          load program against an embedded Herald
 `
 
-// runClient dispatches the client subcommands. ok is false when args[0] is
+const usageTail = `
+Client commands also take --server, --token and --output json|text, with
+HERALD_URL and HERALD_TOKEN as defaults. Flags may come before or after the
+arguments; "--" ends the flags. Run "herald COMMAND --help" for a command's flags.
+`
+
+func writeUsage(w io.Writer) {
+	fmt.Fprint(w, usageHead)
+	group := ""
+	for _, cmd := range commands {
+		if g, _, _ := strings.Cut(cmd.name, " "); g != group {
+			group = g
+			fmt.Fprintln(w)
+		}
+		line := "  herald " + strings.Join(append([]string{cmd.name}, cmd.args...), " ")
+		if cmd.synopsis != "" {
+			line += " " + cmd.synopsis
+		}
+		fmt.Fprintln(w, line)
+		fmt.Fprintln(w, "        "+cmd.summary)
+	}
+	fmt.Fprint(w, usageTail)
+}
+
+// findCommand picks the command named by the first one or two words.
+func findCommand(args []string) (*command, []string) {
+	if len(args) > 1 {
+		if cmd := lookup(args[0] + " " + args[1]); cmd != nil {
+			return cmd, args[2:]
+		}
+	}
+	if cmd := lookup(args[0]); cmd != nil {
+		return cmd, args[1:]
+	}
+	return nil, args
+}
+
+func lookup(name string) *command {
+	if a, ok := aliases[name]; ok {
+		name = a
+	}
+	for i := range commands {
+		if commands[i].name == name {
+			return &commands[i]
+		}
+	}
+	return nil
+}
+
+// isResource reports whether word names a group of commands.
+func isResource(word string) bool {
+	for _, cmd := range commands {
+		if strings.HasPrefix(cmd.name, word+" ") {
+			return true
+		}
+	}
+	return false
+}
+
+// runClient dispatches the client commands. ok is false when args[0] is
 // not a client command.
 func runClient(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) (ok bool, err error) {
 	if len(args) == 0 {
 		return false, nil
 	}
-	cmd, rest := args[0], args[1:]
-	switch cmd {
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
+	switch args[0] {
+	case "help", "-h", "-help", "--help":
+		writeUsage(stdout)
 		return true, nil
-	case "context":
-		return true, contextCmd(rest, getenv, stdout)
-	case "tenants", "subscriptions", "keys", "send", "test", "deliveries", "replay", "audit", "tail":
-		return true, apiCmd(ctx, cmd, rest, getenv, stdout, stderr)
-	case "listen":
-		return true, listenCmd(ctx, rest, getenv, stdout, stderr)
 	case "bench":
-		return true, benchCmd(ctx, rest, getenv, stdout, stderr)
+		return true, benchCmd(ctx, args[1:], getenv, stdout, stderr)
 	}
-	return false, nil
+	cmd, rest := findCommand(args)
+	if cmd == nil {
+		if isResource(args[0]) {
+			sub := ""
+			if len(args) > 1 {
+				sub = args[1]
+			}
+			return true, fmt.Errorf("unknown command: herald %s %s (see herald help)", args[0], sub)
+		}
+		return false, nil
+	}
+	return true, cmd.run(ctx, rest, getenv, stdout, stderr)
 }
 
-func contextCmd(args []string, getenv func(string) string, stdout io.Writer) error {
-	if len(args) == 0 {
-		return errors.New("usage: herald context set NAME --server URL --token T | use NAME | list")
+// run parses the command's own flags wherever they stand and runs it.
+func (cmd *command) run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("herald "+cmd.name, flag.ContinueOnError)
+	x := &invocation{getenv: getenv, stdout: stdout, stderr: stderr}
+	if !cmd.local {
+		x.c = &client{stdout: stdout}
+		globalFlags(fs, x.c)
 	}
-	cfg, path, err := loadClientConfig(getenv)
+	runIt := cmd.flags(fs)
+	fs.Usage = func() { cmd.writeHelp(fs.Output(), fs) }
+	if wantsHelp(args) {
+		fs.SetOutput(stdout)
+		fs.Usage()
+		return nil
+	}
+	fs.SetOutput(io.Discard) // the error below says what was wrong
+	pos, err := parseInterleaved(fs, args)
 	if err != nil {
-		return err
+		return fmt.Errorf("herald %s: %w (see herald %s --help)", cmd.name, err, cmd.name)
 	}
-	save := func() error {
-		if err := os.MkdirAll(dirOf(path), 0o700); err != nil {
+	if len(pos) > len(cmd.args) {
+		return fmt.Errorf("herald %s: unexpected argument %q (see herald %s --help)", cmd.name, pos[len(cmd.args)], cmd.name)
+	}
+	if len(pos) < len(cmd.args) {
+		return fmt.Errorf("herald %s: missing %s", cmd.name, cmd.args[len(pos)])
+	}
+	if x.c != nil {
+		if err := x.c.resolve(getenv); err != nil {
 			return err
 		}
-		b, _ := json.MarshalIndent(cfg, "", "  ")
-		return os.WriteFile(path, b, 0o600)
 	}
-	switch args[0] {
-	case "list":
+	return runIt(ctx, x, pos)
+}
+
+func (cmd *command) writeHelp(w io.Writer, fs *flag.FlagSet) {
+	line := "usage: herald " + strings.Join(append([]string{cmd.name}, cmd.args...), " ")
+	if cmd.synopsis != "" {
+		line += " " + cmd.synopsis
+	}
+	fmt.Fprintf(w, "%s\n\n%s\n\nflags:\n", line, cmd.summary)
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+}
+
+// wantsHelp reports whether -h or --help stands among the flags.
+func wantsHelp(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "-h", "-help", "--help":
+			return true
+		}
+	}
+	return false
+}
+
+// parseInterleaved parses flags before, between and after positional
+// arguments, which the flag package alone stops at. Everything after "--"
+// is positional.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if used := len(args) - len(rest); used > 0 && args[used-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos, args = append(pos, rest[0]), rest[1:]
+	}
+}
+
+// tenantFlag declares the --tenant every tenant-scoped command requires.
+func tenantFlag(fs *flag.FlagSet) func() (string, error) {
+	t := fs.String("tenant", "", "tenant id (required)")
+	return func() (string, error) {
+		if *t == "" {
+			return "", errors.New("--tenant is required")
+		}
+		return pathEscape(*t), nil
+	}
+}
+
+// pageFlags declares --cursor and --limit.
+func pageFlags(fs *flag.FlagSet) func(q url.Values) string {
+	cursor := fs.String("cursor", "", "page cursor (next_cursor of the previous page)")
+	limit := fs.Int("limit", 50, "page size")
+	return func(q url.Values) string {
+		if *cursor != "" {
+			q.Set("cursor", *cursor)
+		}
+		q.Set("limit", fmt.Sprint(*limit))
+		return "?" + q.Encode()
+	}
+}
+
+// call sends one request and prints the answer ("ok" for an empty one).
+func (x *invocation) call(ctx context.Context, method, path string, body any) error {
+	var raw []byte
+	ct := ""
+	if body != nil {
+		var err error
+		if raw, err = json.Marshal(body); err != nil {
+			return err
+		}
+		ct = "application/json"
+	}
+	var out any
+	if err := x.c.do(ctx, method, path, ct, raw, &out); err != nil {
+		return err
+	}
+	if out != nil {
+		x.c.print(out)
+	} else if x.c.output == "text" {
+		fmt.Fprintln(x.stdout, "ok")
+	}
+	return nil
+}
+
+// --- context
+
+func contextSet(fs *flag.FlagSet) runFunc {
+	server := fs.String("server", "http://127.0.0.1:8080", "Herald URL")
+	token := fs.String("token", "", "admin token or tenant API key")
+	return func(_ context.Context, x *invocation, args []string) error {
+		return editConfig(x.getenv, func(cfg *clientConfig) error {
+			cfg.Contexts[args[0]] = clientContext{Server: *server, Token: *token}
+			if cfg.Current == "" {
+				cfg.Current = args[0]
+			}
+			return nil
+		})
+	}
+}
+
+func contextUse(*flag.FlagSet) runFunc {
+	return func(_ context.Context, x *invocation, args []string) error {
+		return editConfig(x.getenv, func(cfg *clientConfig) error {
+			if _, ok := cfg.Contexts[args[0]]; !ok {
+				return fmt.Errorf("no context %q", args[0])
+			}
+			cfg.Current = args[0]
+			return nil
+		})
+	}
+}
+
+func contextList(*flag.FlagSet) runFunc {
+	return func(_ context.Context, x *invocation, _ []string) error {
+		cfg, _, err := loadClientConfig(x.getenv)
+		if err != nil {
+			return err
+		}
 		for name, c := range cfg.Contexts {
 			mark := " "
 			if name == cfg.Current {
 				mark = "*"
 			}
-			fmt.Fprintf(stdout, "%s %-16s %s\n", mark, name, c.Server)
+			fmt.Fprintf(x.stdout, "%s %-16s %s\n", mark, name, c.Server)
 		}
 		return nil
-	case "use":
-		if len(args) != 2 {
-			return errors.New("usage: herald context use NAME")
-		}
-		if _, ok := cfg.Contexts[args[1]]; !ok {
-			return fmt.Errorf("no context %q", args[1])
-		}
-		cfg.Current = args[1]
-		return save()
-	case "set":
-		fs := flag.NewFlagSet("context set", flag.ContinueOnError)
-		server := fs.String("server", "http://127.0.0.1:8080", "Herald URL")
-		token := fs.String("token", "", "admin token or tenant API key")
-		if len(args) < 2 {
-			return errors.New("usage: herald context set NAME --server URL --token T")
-		}
-		if err := fs.Parse(args[2:]); err != nil {
-			return err
-		}
-		cfg.Contexts[args[1]] = clientContext{Server: *server, Token: *token}
-		if cfg.Current == "" {
-			cfg.Current = args[1]
-		}
-		return save()
 	}
-	return fmt.Errorf("unknown context command %q", args[0])
+}
+
+// editConfig loads the client config, applies edit and saves it.
+func editConfig(getenv func(string) string, edit func(*clientConfig) error) error {
+	cfg, path, err := loadClientConfig(getenv)
+	if err != nil {
+		return err
+	}
+	if err := edit(&cfg); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dirOf(path), 0o700); err != nil {
+		return err
+	}
+	b, _ := json.MarshalIndent(cfg, "", "  ")
+	return os.WriteFile(path, b, 0o600)
 }
 
 func dirOf(p string) string {
@@ -126,180 +374,157 @@ func dirOf(p string) string {
 	return "."
 }
 
-// apiCmd runs the client commands that are one or a few HTTP calls.
-func apiCmd(ctx context.Context, cmd string, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	c := &client{stdout: stdout}
-	sub := ""
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") && cmd != "test" {
-		sub, args = args[0], args[1:]
-	}
-	fs := flag.NewFlagSet("herald "+cmd+" "+sub, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	globalFlags(fs, c)
-	tenant := fs.String("tenant", "", "tenant id")
-	id := fs.String("id", "", "id")
-	name := fs.String("name", "", "name")
-	kind := fs.String("kind", "account", "tenant kind")
-	parent := fs.String("parent", "", "parent tenant id")
-	urlFlag := fs.String("url", "", "endpoint URL")
-	events := fs.String("events", "*", "comma-separated event types or patterns (alert.*)")
-	filter := fs.String("filter", "", "CEL filter, e.g. data.severity == \"Critical\"")
-	desc := fs.String("description", "", "description")
-	inclSub := fs.Bool("include-subaccounts", false, "also receive sub-accounts' notifications")
-	single := fs.Bool("single-attempt", false, "make exactly one attempt")
-	payloadMode := fs.String("payload-mode", "", "structured, binary or template")
-	rawJSON := fs.String("json", "", "request body for update")
-	file := fs.String("file", "", "CloudEvent JSON file, or - for stdin")
-	evType := fs.String("type", "", "event type")
-	source := fs.String("source", "urn:herald:cli", "event source")
-	subject := fs.String("subject", "", "event subject")
-	data := fs.String("data", "{}", "event data (JSON)")
-	subscription := fs.String("subscription", "", "subscription id")
-	outcome := fs.String("outcome", "", "delivered, retrying, failed or dead_lettered")
-	since := fs.String("since", "", "RFC 3339 start time")
-	until := fs.String("until", "", "RFC 3339 end time")
-	onlyFailed := fs.Bool("only-failed", false, "replay only failed or dead-lettered pairs")
-	pair := fs.String("pair", "", "delivery pair id (webhook-id)")
-	cursor := fs.String("cursor", "", "page cursor")
-	limit := fs.Int("limit", 50, "page size")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if err := c.resolve(getenv); err != nil {
-		return err
-	}
-	pos := fs.Args()
-	arg := func(i int, what string) (string, error) {
-		if len(pos) <= i {
-			return "", fmt.Errorf("herald %s %s: missing %s", cmd, sub, what)
-		}
-		return pos[i], nil
-	}
-	needTenant := func() (string, error) {
-		if *tenant == "" {
-			return "", fmt.Errorf("herald %s %s: --tenant is required", cmd, sub)
-		}
-		return pathEscape(*tenant), nil
-	}
-	page := func(q url.Values) string {
-		if *cursor != "" {
-			q.Set("cursor", *cursor)
-		}
-		q.Set("limit", fmt.Sprint(*limit))
-		return "?" + q.Encode()
-	}
-	var out any
-	jsonBody := func(v any) []byte { b, _ := json.Marshal(v); return b }
-	call := func(method, path string, body []byte) error {
-		ct := ""
-		if body != nil {
-			ct = "application/json"
-		}
-		if err := c.do(ctx, method, path, ct, body, &out); err != nil {
-			return err
-		}
-		if out != nil {
-			c.print(out)
-		} else if c.output == "text" {
-			fmt.Fprintln(stdout, "ok")
-		}
-		return nil
-	}
+// --- tenants
 
-	switch cmd + " " + sub {
-	case "tenants create":
+func tenantsCreate(fs *flag.FlagSet) runFunc {
+	id := fs.String("id", "", "tenant id")
+	name := fs.String("name", "", "display name")
+	kind := fs.String("kind", "account", "account, subaccount or project")
+	parent := fs.String("parent", "", "parent tenant id")
+	return func(ctx context.Context, x *invocation, _ []string) error {
 		body := map[string]any{"id": *id, "name": *name, "kind": *kind}
 		if *parent != "" {
 			body["parent"] = *parent
 		}
-		return call("POST", "/v1/tenants", jsonBody(body))
-	case "tenants list":
-		return call("GET", "/v1/tenants"+page(url.Values{}), nil)
-	case "tenants get", "tenants delete":
-		tid, err := arg(0, "tenant id")
-		if err != nil {
-			return err
-		}
-		method := map[string]string{"get": "GET", "delete": "DELETE"}[sub]
-		return call(method, "/v1/tenants/"+pathEscape(tid), nil)
+		return x.call(ctx, "POST", "/v1/tenants", body)
+	}
+}
 
-	case "subscriptions create":
-		t, err := needTenant()
+func tenantsList(fs *flag.FlagSet) runFunc {
+	page := pageFlags(fs)
+	return func(ctx context.Context, x *invocation, _ []string) error {
+		return x.call(ctx, "GET", "/v1/tenants"+page(url.Values{}), nil)
+	}
+}
+
+func tenantCall(method string) func(*flag.FlagSet) runFunc {
+	return func(*flag.FlagSet) runFunc {
+		return func(ctx context.Context, x *invocation, args []string) error {
+			return x.call(ctx, method, "/v1/tenants/"+pathEscape(args[0]), nil)
+		}
+	}
+}
+
+// --- subscriptions
+
+func subscriptionsCreate(fs *flag.FlagSet) runFunc {
+	tenant := tenantFlag(fs)
+	urlFlag := fs.String("url", "", "endpoint URL")
+	events := fs.String("events", "*", "comma-separated event types or patterns (alert.*)")
+	filter := fs.String("filter", "", `CEL filter, e.g. data.severity == "Critical"`)
+	desc := fs.String("description", "", "description")
+	inclSub := fs.Bool("include-subaccounts", false, "also receive sub-accounts' notifications")
+	single := fs.Bool("single-attempt", false, "make exactly one attempt")
+	payloadMode := fs.String("payload-mode", "", "structured, binary or template")
+	return func(ctx context.Context, x *invocation, _ []string) error {
+		t, err := tenant()
 		if err != nil {
 			return err
 		}
 		body := map[string]any{"url": *urlFlag, "events": splitList(*events)}
-		if *filter != "" {
-			body["filter"] = *filter
-		}
-		if *desc != "" {
-			body["description"] = *desc
-		}
+		setBody(body, "filter", *filter)
+		setBody(body, "description", *desc)
+		setBody(body, "payload_mode", *payloadMode)
 		if *inclSub {
 			body["include_subaccounts"] = true
 		}
 		if *single {
 			body["retry_policy"] = "single"
 		}
-		if *payloadMode != "" {
-			body["payload_mode"] = *payloadMode
-		}
-		return call("POST", "/v1/tenants/"+t+"/subscriptions", jsonBody(body))
-	case "subscriptions list":
-		t, err := needTenant()
+		return x.call(ctx, "POST", "/v1/tenants/"+t+"/subscriptions", body)
+	}
+}
+
+func subscriptionsList(fs *flag.FlagSet) runFunc {
+	tenant := tenantFlag(fs)
+	page := pageFlags(fs)
+	return func(ctx context.Context, x *invocation, _ []string) error {
+		t, err := tenant()
 		if err != nil {
 			return err
 		}
-		return call("GET", "/v1/tenants/"+t+"/subscriptions"+page(url.Values{}), nil)
-	case "subscriptions get", "subscriptions delete", "subscriptions pause", "subscriptions resume", "subscriptions rotate-secret", "subscriptions update":
-		t, err := needTenant()
-		if err != nil {
-			return err
-		}
-		sid, err := arg(0, "subscription id")
-		if err != nil {
-			return err
-		}
-		p := "/v1/tenants/" + t + "/subscriptions/" + pathEscape(sid)
-		switch sub {
-		case "get":
-			return call("GET", p, nil)
-		case "delete":
-			return call("DELETE", p, nil)
-		case "update":
-			if !json.Valid([]byte(*rawJSON)) {
-				return errors.New("--json must be a JSON object")
+		return x.call(ctx, "GET", "/v1/tenants/"+t+"/subscriptions"+page(url.Values{}), nil)
+	}
+}
+
+// subscriptionCall is a command that is one request on a subscription.
+func subscriptionCall(method, suffix string) func(*flag.FlagSet) runFunc {
+	return func(fs *flag.FlagSet) runFunc {
+		tenant := tenantFlag(fs)
+		return func(ctx context.Context, x *invocation, args []string) error {
+			t, err := tenant()
+			if err != nil {
+				return err
 			}
-			return call("PATCH", p, []byte(*rawJSON))
-		default:
-			return call("POST", p+"/"+sub, nil)
+			return x.call(ctx, method, "/v1/tenants/"+t+"/subscriptions/"+pathEscape(args[0])+suffix, nil)
 		}
+	}
+}
 
-	case "keys create":
-		t, err := needTenant()
+func subscriptionsUpdate(fs *flag.FlagSet) runFunc {
+	tenant := tenantFlag(fs)
+	rawJSON := fs.String("json", "", "the fields to change, as a JSON object")
+	return func(ctx context.Context, x *invocation, args []string) error {
+		t, err := tenant()
 		if err != nil {
 			return err
 		}
-		return call("POST", "/v1/tenants/"+t+"/keys", jsonBody(map[string]any{"name": *name}))
-	case "keys list":
-		t, err := needTenant()
-		if err != nil {
-			return err
+		var body map[string]any
+		if err := json.Unmarshal([]byte(*rawJSON), &body); err != nil {
+			return errors.New("--json must be a JSON object")
 		}
-		return call("GET", "/v1/tenants/"+t+"/keys", nil)
-	case "keys revoke":
-		t, err := needTenant()
-		if err != nil {
-			return err
-		}
-		kid, err := arg(0, "key id")
-		if err != nil {
-			return err
-		}
-		return call("DELETE", "/v1/tenants/"+t+"/keys/"+pathEscape(kid), nil)
+		return x.call(ctx, "PATCH", "/v1/tenants/"+t+"/subscriptions/"+pathEscape(args[0]), body)
+	}
+}
 
-	case "send ":
-		t, err := needTenant()
+// --- keys
+
+func keysCreate(fs *flag.FlagSet) runFunc {
+	tenant := tenantFlag(fs)
+	name := fs.String("name", "", "key name")
+	return func(ctx context.Context, x *invocation, _ []string) error {
+		t, err := tenant()
+		if err != nil {
+			return err
+		}
+		return x.call(ctx, "POST", "/v1/tenants/"+t+"/keys", map[string]any{"name": *name})
+	}
+}
+
+func keysList(fs *flag.FlagSet) runFunc {
+	tenant := tenantFlag(fs)
+	return func(ctx context.Context, x *invocation, _ []string) error {
+		t, err := tenant()
+		if err != nil {
+			return err
+		}
+		return x.call(ctx, "GET", "/v1/tenants/"+t+"/keys", nil)
+	}
+}
+
+func keysRevoke(fs *flag.FlagSet) runFunc {
+	tenant := tenantFlag(fs)
+	return func(ctx context.Context, x *invocation, args []string) error {
+		t, err := tenant()
+		if err != nil {
+			return err
+		}
+		return x.call(ctx, "DELETE", "/v1/tenants/"+t+"/keys/"+pathEscape(args[0]), nil)
+	}
+}
+
+// --- events
+
+func sendCmd(fs *flag.FlagSet) runFunc {
+	tenant := tenantFlag(fs)
+	file := fs.String("file", "", "CloudEvent JSON file (an array for a batch), or - for stdin")
+	evType := fs.String("type", "", "event type")
+	source := fs.String("source", "urn:herald:cli", "event source")
+	subject := fs.String("subject", "", "event subject")
+	data := fs.String("data", "{}", "event data (JSON)")
+	id := fs.String("id", "", "event id (default: a new UUID)")
+	return func(ctx context.Context, x *invocation, _ []string) error {
+		t, err := tenant()
 		if err != nil {
 			return err
 		}
@@ -325,7 +550,7 @@ func apiCmd(ctx context.Context, cmd string, args []string, getenv func(string) 
 			if *subject != "" {
 				ev["subject"] = *subject
 			}
-			body = jsonBody(ev)
+			body, err = json.Marshal(ev)
 		}
 		if err != nil {
 			return err
@@ -334,25 +559,32 @@ func apiCmd(ctx context.Context, cmd string, args []string, getenv func(string) 
 		if strings.HasPrefix(strings.TrimSpace(string(body)), "[") {
 			ct = "application/cloudevents-batch+json"
 		}
-		if err := c.do(ctx, "POST", "/v1/tenants/"+t+"/events", ct, body, &out); err != nil {
+		var out any
+		if err := x.c.do(ctx, "POST", "/v1/tenants/"+t+"/events", ct, body, &out); err != nil {
 			return err
 		}
-		c.print(out)
+		x.c.print(out)
 		return nil
+	}
+}
 
-	case "test ":
-		t, err := needTenant()
-		if err != nil {
-			return err
-		}
-		sid, err := arg(0, "subscription id")
-		if err != nil {
-			return err
-		}
-		return call("POST", "/v1/tenants/"+t+"/subscriptions/"+pathEscape(sid)+"/test", nil)
+// testCmd has no --type: the test call always sends herald.test (use send
+// for an event of another type).
+func testCmd(fs *flag.FlagSet) runFunc {
+	return subscriptionCall("POST", "/test")(fs)
+}
 
-	case "deliveries ", "deliveries list":
-		t, err := needTenant()
+// --- deliveries
+
+func deliveriesList(fs *flag.FlagSet) runFunc {
+	tenant := tenantFlag(fs)
+	subscription := fs.String("subscription", "", "only this subscription's deliveries")
+	outcome := fs.String("outcome", "", "delivered, retrying, failed (any failure, retrying included), dead_lettered or replay_requested")
+	since := fs.String("since", "", "RFC 3339 time: latest attempt at or after")
+	until := fs.String("until", "", "RFC 3339 time: latest attempt before")
+	page := pageFlags(fs)
+	return func(ctx context.Context, x *invocation, _ []string) error {
+		t, err := tenant()
 		if err != nil {
 			return err
 		}
@@ -361,32 +593,80 @@ func apiCmd(ctx context.Context, cmd string, args []string, getenv func(string) 
 		setIf(q, "outcome", *outcome)
 		setIf(q, "since", *since)
 		setIf(q, "until", *until)
-		return call("GET", "/v1/tenants/"+t+"/deliveries"+page(q), nil)
-	case "deliveries show":
-		t, err := needTenant()
-		if err != nil {
+		var out deliveryPage
+		if err := x.c.do(ctx, "GET", "/v1/tenants/"+t+"/deliveries"+page(q), "", nil, &out); err != nil {
 			return err
 		}
-		nid, err := arg(0, "notification id")
-		if err != nil {
-			return err
-		}
-		return call("GET", "/v1/tenants/"+t+"/audit"+page(url.Values{"notification": {nid}}), nil)
+		x.printDeliveries(out, false)
+		return nil
+	}
+}
 
-	case "tail ":
-		t, err := needTenant()
+// deliveriesShow takes a notification id or the id of the user's own
+// event (which may have caused several notifications).
+func deliveriesShow(fs *flag.FlagSet) runFunc {
+	tenant := tenantFlag(fs)
+	return func(ctx context.Context, x *invocation, args []string) error {
+		t, err := tenant()
 		if err != nil {
 			return err
 		}
-		return tail(ctx, c, t, *subscription, *evType, *outcome, stdout)
+		var out deliveryPage
+		for _, key := range []string{"notification", "event"} {
+			q := url.Values{key: {args[0]}, "limit": {"500"}}
+			if err := x.c.do(ctx, "GET", "/v1/tenants/"+t+"/deliveries?"+q.Encode(), "", nil, &out); err != nil {
+				return err
+			}
+			if len(out.Items) > 0 {
+				break
+			}
+		}
+		if len(out.Items) == 0 && x.c.output == "text" {
+			return fmt.Errorf("no deliveries of notification or event %q", args[0])
+		}
+		x.printDeliveries(out, true)
+		return nil
+	}
+}
 
-	case "replay ":
-		t, err := needTenant()
+func tailCmd(fs *flag.FlagSet) runFunc {
+	tenant := tenantFlag(fs)
+	subscription := fs.String("subscription", "", "only this subscription's attempts")
+	evType := fs.String("type", "", "only attempts of notifications of this type")
+	outcome := fs.String("outcome", "", "delivered, retrying, failed (any failure), dead_lettered or replay_requested")
+	since := fs.String("since", "", "RFC 3339 time: show history from then (default: new attempts only)")
+	return func(ctx context.Context, x *invocation, _ []string) error {
+		t, err := tenant()
+		if err != nil {
+			return err
+		}
+		var from time.Time
+		if *since != "" {
+			if from, err = time.Parse(time.RFC3339Nano, *since); err != nil {
+				return errors.New("--since must be an RFC 3339 time")
+			}
+		}
+		return tail(ctx, x.c, tailQuery{tenant: t, subscription: *subscription, evType: *evType, outcome: *outcome, since: from}, x.stdout)
+	}
+}
+
+func replayCmd(fs *flag.FlagSet) runFunc {
+	tenant := tenantFlag(fs)
+	subscription := fs.String("subscription", "", "the subscription to replay")
+	since := fs.String("since", "", "RFC 3339 start time (default and earliest: the subscription's creation)")
+	until := fs.String("until", "", "RFC 3339 end time (default: now)")
+	onlyFailed := fs.Bool("only-failed", false, "only the retrying and dead-lettered pairs")
+	pair := fs.String("pair", "", "resend one retrying or dead-lettered pair (its webhook-id)")
+	return func(ctx context.Context, x *invocation, _ []string) error {
+		t, err := tenant()
 		if err != nil {
 			return err
 		}
 		if *pair != "" {
-			return call("POST", "/v1/tenants/"+t+"/deliveries/"+pathEscape(*pair)+"/retry", nil)
+			if *subscription != "" || *since != "" || *until != "" || *onlyFailed {
+				return errors.New("herald replay: --pair takes no --subscription, --since, --until or --only-failed")
+			}
+			return x.call(ctx, "POST", "/v1/tenants/"+t+"/deliveries/"+pathEscape(*pair)+"/retry", nil)
 		}
 		if *subscription == "" {
 			return errors.New("herald replay: give --subscription or --pair")
@@ -394,17 +674,22 @@ func apiCmd(ctx context.Context, cmd string, args []string, getenv func(string) 
 		body := map[string]any{"only_failed": *onlyFailed}
 		setBody(body, "since", *since)
 		setBody(body, "until", *until)
-		fmt.Fprintln(stderr, "replaying…")
-		return call("POST", "/v1/tenants/"+t+"/subscriptions/"+pathEscape(*subscription)+"/replay", jsonBody(body))
+		fmt.Fprintln(x.stderr, "replaying…")
+		return x.call(ctx, "POST", "/v1/tenants/"+t+"/subscriptions/"+pathEscape(*subscription)+"/replay", body)
+	}
+}
 
-	case "audit verify":
-		t, err := needTenant()
+// --- audit
+
+func auditVerify(fs *flag.FlagSet) runFunc {
+	tenant := tenantFlag(fs)
+	return func(ctx context.Context, x *invocation, _ []string) error {
+		t, err := tenant()
 		if err != nil {
 			return err
 		}
-		return call("GET", "/v1/tenants/"+t+"/audit/verify", nil)
+		return x.call(ctx, "GET", "/v1/tenants/"+t+"/audit/verify", nil)
 	}
-	return fmt.Errorf("unknown command: herald %s %s (see herald help)", cmd, sub)
 }
 
 func splitList(s string) []string {

@@ -19,14 +19,11 @@ import (
 	"github.com/heraldhq/herald/pkg/webhook"
 )
 
-// listenCmd runs a local webhook receiver that prints each request readably
-// and checks its signature with pkg/webhook, the same verifier Go receivers
-// import.
-func listenCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	c := &client{stdout: stdout}
-	fs := flag.NewFlagSet("herald listen", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	globalFlags(fs, c)
+// listenFlags declares herald listen: a local webhook receiver that prints
+// each request readably and checks its signature with pkg/webhook, the same
+// verifier Go receivers import. Without a secret or key it cannot check,
+// and says so: a signature is then "unverified", never valid.
+func listenFlags(fs *flag.FlagSet) runFunc {
 	addr := fs.String("addr", "127.0.0.1:9000", "address to listen on")
 	secrets := fs.String("secret", "", "comma-separated whsec_ secrets to verify with")
 	pubKeys := fs.String("public-key", "", "comma-separated whpk_ ed25519 public keys to verify with")
@@ -35,36 +32,48 @@ func listenCmd(ctx context.Context, args []string, getenv func(string) string, s
 	tenant := fs.String("tenant", "", "tenant for --subscribe")
 	events := fs.String("events", "*", "event patterns for --subscribe")
 	tolerance := fs.Duration("tolerance", webhook.DefaultTolerance, "accepted clock skew of webhook-timestamp")
-	if err := fs.Parse(args); err != nil {
-		return err
+	return func(ctx context.Context, x *invocation, _ []string) error {
+		return listen(ctx, x, listenOptions{addr: *addr, secrets: *secrets, pubKeys: *pubKeys, forward: *forward,
+			subscribe: *subscribe, tenant: *tenant, events: *events, tolerance: *tolerance})
 	}
-	if err := c.resolve(getenv); err != nil {
-		return err
+}
+
+type listenOptions struct {
+	addr, secrets, pubKeys, forward string
+	subscribe                       bool
+	tenant, events                  string
+	tolerance                       time.Duration
+}
+
+func listen(ctx context.Context, x *invocation, o listenOptions) error {
+	c, stdout, stderr := x.c, x.stdout, x.stderr
+	if o.subscribe && o.tenant == "" {
+		return fmt.Errorf("--subscribe needs --tenant")
 	}
-	ln, err := net.Listen("tcp", *addr)
+	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
 		return err
 	}
-	secretList, keyList := splitList(*secrets), splitList(*pubKeys)
-	if *subscribe {
-		if *tenant == "" {
-			return fmt.Errorf("--subscribe needs --tenant")
-		}
+	secretList, keyList := splitList(o.secrets), splitList(o.pubKeys)
+	if o.subscribe {
 		var sub map[string]any
-		body, _ := json.Marshal(map[string]any{"url": "http://" + ln.Addr().String() + "/", "events": splitList(*events), "description": "herald listen"})
-		if err := c.do(ctx, "POST", "/v1/tenants/"+pathEscape(*tenant)+"/subscriptions", "application/json", body, &sub); err != nil {
+		body, _ := json.Marshal(map[string]any{"url": "http://" + ln.Addr().String() + "/", "events": splitList(o.events), "description": "herald listen"})
+		if err := c.do(ctx, "POST", "/v1/tenants/"+pathEscape(o.tenant)+"/subscriptions", "application/json", body, &sub); err != nil {
 			ln.Close()
 			return fmt.Errorf("subscribe: %w", err)
 		}
 		id, _ := sub["id"].(string)
+		fmt.Fprintf(stdout, "subscribed %s to %s as subscription %s\n", ln.Addr(), o.events, id)
 		if s, ok := sub["secret"].(string); ok {
 			secretList = append(secretList, s)
+			// The app behind --forward verifies with it too; it is shown
+			// once, like the create answer that holds it.
+			fmt.Fprintf(stdout, "signing secret: %s\n", s)
 		}
-		fmt.Fprintf(stdout, "subscribed %s to %s as subscription %s\n", ln.Addr(), *events, id)
 		defer func() {
 			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 			defer cancel()
-			if err := c.do(dctx, "DELETE", "/v1/tenants/"+pathEscape(*tenant)+"/subscriptions/"+pathEscape(id), "", nil, nil); err != nil {
+			if err := c.do(dctx, "DELETE", "/v1/tenants/"+pathEscape(o.tenant)+"/subscriptions/"+pathEscape(id), "", nil, nil); err != nil {
 				fmt.Fprintf(stderr, "remove subscription %s: %v\n", id, err)
 			} else {
 				fmt.Fprintf(stdout, "removed subscription %s\n", id)
@@ -77,9 +86,9 @@ func listenCmd(ctx context.Context, args []string, getenv func(string) string, s
 			ln.Close()
 			return err
 		}
-		verifier.Tolerance = *tolerance
+		verifier.Tolerance = o.tolerance
 	}
-	r := &listener{out: stdout, verifier: verifier, forward: *forward, json: c.output == "json",
+	r := &listener{out: stdout, verifier: verifier, forward: o.forward, json: c.output == "json",
 		color: isTerminal(stdout), fwd: &http.Client{Timeout: 30 * time.Second}}
 	fmt.Fprintf(stdout, "listening on http://%s\n", ln.Addr())
 	srv := service.NewHTTPServer(r)
@@ -106,23 +115,31 @@ func (l *listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "read body", http.StatusBadRequest)
 		return
 	}
-	verdict, valid := "not checked (no --secret or --public-key)", true
+	sig := signatureUnverified
+	detail := "no --secret or --public-key to check it with"
 	if l.verifier != nil {
 		if err := l.verifier.Verify(r.Header, body); err != nil {
-			verdict, valid = "INVALID: "+err.Error(), false
+			sig, detail = signatureInvalid, err.Error()
 		} else {
-			verdict = "valid"
+			sig, detail = signatureValid, ""
 		}
 	}
 	status := http.StatusNoContent
-	if !valid {
+	if sig == signatureInvalid {
 		status = http.StatusUnauthorized
 	} else if l.forward != "" {
 		status = l.forwardTo(r, body)
 	}
-	l.print(r, body, verdict, valid, status)
+	l.print(r, body, sig, detail, status)
 	w.WriteHeader(status)
 }
+
+// Verdicts on a request's signature.
+const (
+	signatureValid      = "valid"
+	signatureInvalid    = "invalid"
+	signatureUnverified = "unverified" // nothing to check it with
+)
 
 func (l *listener) forwardTo(r *http.Request, body []byte) int {
 	req, err := http.NewRequestWithContext(r.Context(), http.MethodPost, l.forward, bytes.NewReader(body))
@@ -139,7 +156,7 @@ func (l *listener) forwardTo(r *http.Request, body []byte) int {
 	return resp.StatusCode
 }
 
-func (l *listener) print(r *http.Request, body []byte, verdict string, valid bool, status int) {
+func (l *listener) print(r *http.Request, body []byte, sig, detail string, status int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.json {
@@ -149,17 +166,22 @@ func (l *listener) print(r *http.Request, body []byte, verdict string, valid boo
 		}
 		_ = json.NewEncoder(l.out).Encode(map[string]any{
 			"received_at": time.Now().UTC(), "method": r.Method, "path": r.URL.Path, "headers": r.Header,
-			"body": data, "signature": verdict, "valid": valid, "answered": status,
+			"body": data, "signature": sig, "signature_detail": detail, "answered": status,
 		})
 		return
 	}
-	green, red, dim, reset := "", "", "", ""
+	green, red, yellow, dim, reset := "", "", "", "", ""
 	if l.color {
-		green, red, dim, reset = "\x1b[32m", "\x1b[31m", "\x1b[2m", "\x1b[0m"
+		green, red, yellow, dim, reset = "\x1b[32m", "\x1b[31m", "\x1b[33m", "\x1b[2m", "\x1b[0m"
 	}
-	mark := green + "✓ signature " + verdict + reset
-	if !valid {
-		mark = red + "✗ signature " + verdict + reset
+	var mark string
+	switch sig {
+	case signatureValid:
+		mark = green + "✓ signature valid" + reset
+	case signatureInvalid:
+		mark = red + "✗ signature INVALID: " + detail + reset
+	default:
+		mark = yellow + "? signature unverified (" + detail + ")" + reset
 	}
 	fmt.Fprintf(l.out, "── %s %s %s  %s\n", time.Now().Format("15:04:05.000"), r.Method, r.URL.Path, mark)
 	keys := make([]string, 0, len(r.Header))
@@ -186,60 +208,4 @@ func isTerminal(w io.Writer) bool {
 	}
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
-}
-
-// tail follows a tenant's delivery attempts by polling the audit's
-// deliveries listing, printing each attempt once.
-func tail(ctx context.Context, c *client, tenant, subscription, evType, outcome string, stdout io.Writer) error {
-	seen := map[string]bool{}
-	color := isTerminal(stdout) && c.output == "text"
-	for {
-		q := "?limit=100"
-		if subscription != "" {
-			q += "&subscription=" + pathEscape(subscription)
-		}
-		if outcome != "" {
-			q += "&outcome=" + pathEscape(outcome)
-		}
-		var page map[string]any
-		if err := c.do(ctx, "GET", "/v1/tenants/"+tenant+"/deliveries"+q, "", nil, &page); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return err
-		}
-		items, _ := page["items"].([]any)
-		for i := len(items) - 1; i >= 0; i-- {
-			m, _ := items[i].(map[string]any)
-			id := fmt.Sprint(m["attemptId"])
-			if seen[id] {
-				continue
-			}
-			seen[id] = true
-			if evType != "" && m["notificationType"] != evType {
-				continue
-			}
-			if c.output == "json" {
-				_ = json.NewEncoder(stdout).Encode(m)
-				continue
-			}
-			line := oneLine(m)
-			if color {
-				switch m["outcome"] {
-				case "delivered":
-					line = "\x1b[32m" + line + "\x1b[0m"
-				case "failed", "dead_lettered":
-					line = "\x1b[31m" + line + "\x1b[0m"
-				default:
-					line = "\x1b[33m" + line + "\x1b[0m"
-				}
-			}
-			fmt.Fprintln(stdout, line)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(time.Second):
-		}
-	}
 }

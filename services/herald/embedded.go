@@ -147,6 +147,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unknown command %q (see herald help)", fs.Arg(0))
+	}
 	cfg, err := configFromEnv(getenv)
 	if err != nil {
 		return err

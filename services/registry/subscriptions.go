@@ -65,6 +65,7 @@ type subView struct {
 	Events             []string          `json:"events"`
 	Filter             string            `json:"filter,omitempty"`
 	IncludeSubaccounts bool              `json:"include_subaccounts"`
+	Signature          signatureView     `json:"signature"`
 	Auth               authView          `json:"auth"`
 	Headers            map[string]string `json:"headers,omitempty"`
 	PayloadMode        string            `json:"payload_mode"`
@@ -78,6 +79,15 @@ type subView struct {
 	PropagateTrace     bool              `json:"propagate_trace"`
 	CreatedAt          string            `json:"created_at"`
 	UpdatedAt          string            `json:"updated_at"`
+}
+
+// signatureView says how every webhook of the subscription is signed,
+// whatever auth adds: Standard Webhooks headers, HMAC-SHA256 with the
+// secrets (v1), and ed25519 (v1a) when configured.
+type signatureView struct {
+	Scheme     string   `json:"scheme"`
+	Header     string   `json:"header"`
+	Algorithms []string `json:"algorithms"`
 }
 
 type authView struct {
@@ -114,6 +124,10 @@ func viewSub(s subscription.Subscription) subView {
 			Ed25519PublicKey: a.Ed25519Public, ClientCert: a.ClientCertPEM, ClientKeySet: a.ClientKeySealed != "",
 			CACert: a.CACertPEM, Secrets: []secretView{},
 		},
+	}
+	v.Signature = signatureView{Scheme: "standard-webhooks", Header: webhook.HeaderSignature, Algorithms: []string{"hmac-sha256"}}
+	if a.Ed25519Public != "" {
+		v.Signature.Algorithms = append(v.Signature.Algorithms, "ed25519")
 	}
 	for _, sec := range a.Secrets {
 		v.Auth.Secrets = append(v.Auth.Secrets, secretView{ID: sec.ID, Hint: webhook.SecretPrefix + "…", CreatedAt: sec.CreatedAt, ExpiresAt: sec.ExpiresAt})
