@@ -36,7 +36,9 @@ func PublishEvent(ctx context.Context, js Publisher, subject, msgID string, e ev
 	}
 	Inject(ctx, msg.Header)
 	if msgID != "" {
-		opts = append(opts, jetstream.WithMsgID(msgID))
+		// A header rather than jetstream.WithMsgID: the same on the wire, and
+		// it lets a Batcher take the message (options bypass a batch).
+		msg.Header.Set(jetstream.MsgIDHeader, msgID)
 	}
 	ack, err := js.PublishMsg(ctx, msg, opts...)
 	if err != nil {

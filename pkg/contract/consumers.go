@@ -49,14 +49,24 @@ func PlannerConsumer() jetstream.ConsumerConfig {
 
 // DelivererAckWait is longer than the longest HTTP attempt plus the
 // bookkeeping around it; a deliverer also sends InProgress while it waits.
-const DelivererAckWait = 60 * time.Second
+// It is also how long the pairs of a crashed dispatcher wait before
+// another instance takes them.
+const DelivererAckWait = 30 * time.Second
 
 // DelivererConsumer is the one pull consumer shared by every dispatcher
 // instance. It filters deliveries.> only, so the scheduled retries on
 // deliveries-scheduled.> wait in the stream until they fire.
+//
+// It has no BackOff: with one, the server takes BackOff[0] as the AckWait
+// of a first delivery, and the claim protocol rests on a delivered message
+// being held by its one worker for the whole AckWait (extended by
+// InProgress during a slow POST). Failed attempts are retried as scheduled
+// messages, not redeliveries, so a back-off would only space out the
+// redeliveries of a crashed instance's pairs.
 func DelivererConsumer() jetstream.ConsumerConfig {
 	c := pipelineConsumer(ConsumerDeliverer, DeliveriesWildcard, "Dispatcher deliver: one HTTP POST per pair")
 	c.AckWait = DelivererAckWait
+	c.BackOff = nil
 	c.MaxAckPending = 4096
 	return c
 }

@@ -30,15 +30,16 @@ const DuplicateWindow = 10 * time.Minute
 // EventsStream holds accepted raw events. Written by the collector.
 func EventsStream(t Topology) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
-		Name:        StreamEvents,
-		Description: "Accepted raw events, one subject per tenant and type",
-		Subjects:    []string{EventsWildcard},
-		Retention:   jetstream.LimitsPolicy,
-		MaxAge:      7 * 24 * time.Hour,
-		Storage:     t.Storage,
-		Replicas:    t.replicas(),
-		Duplicates:  DuplicateWindow,
-		Discard:     jetstream.DiscardOld,
+		Name:               StreamEvents,
+		Description:        "Accepted raw events, one subject per tenant and type",
+		Subjects:           []string{EventsWildcard},
+		Retention:          jetstream.LimitsPolicy,
+		MaxAge:             7 * 24 * time.Hour,
+		Storage:            t.Storage,
+		Replicas:           t.replicas(),
+		Duplicates:         DuplicateWindow,
+		AllowAtomicPublish: true, // bus.Batcher group-commits its writes
+		Discard:            jetstream.DiscardOld,
 	}
 }
 
@@ -46,14 +47,15 @@ func EventsStream(t Topology) jetstream.StreamConfig {
 // by the engine (and by the dispatcher for subscription.disabled).
 func NotificationsStream(t Topology) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
-		Name:        StreamNotifications,
-		Description: "Notifications to fan out to subscribers",
-		Subjects:    []string{NotificationsWildcard},
-		Retention:   jetstream.LimitsPolicy,
-		MaxAge:      7 * 24 * time.Hour,
-		Storage:     t.Storage,
-		Replicas:    t.replicas(),
-		Duplicates:  DuplicateWindow,
+		Name:               StreamNotifications,
+		Description:        "Notifications to fan out to subscribers",
+		Subjects:           []string{NotificationsWildcard},
+		Retention:          jetstream.LimitsPolicy,
+		MaxAge:             7 * 24 * time.Hour,
+		Storage:            t.Storage,
+		Replicas:           t.replicas(),
+		Duplicates:         DuplicateWindow,
+		AllowAtomicPublish: true, // bus.Batcher group-commits its writes
 	}
 }
 
@@ -62,29 +64,31 @@ func NotificationsStream(t Topology) jetstream.StreamConfig {
 // waiting hours for its next attempt occupies no consumer's ack window.
 func DeliveriesStream(t Topology) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
-		Name:              StreamDeliveries,
-		Description:       "Work queue of (notification, subscription) pairs and their scheduled retries",
-		Subjects:          []string{DeliveriesWildcard, DeliverySchedWildcard},
-		Retention:         jetstream.WorkQueuePolicy,
-		Storage:           t.Storage,
-		Replicas:          t.replicas(),
-		Duplicates:        DuplicateWindow,
-		AllowMsgSchedules: true,
-		AllowMsgTTL:       true,
+		Name:               StreamDeliveries,
+		Description:        "Work queue of (notification, subscription) pairs and their scheduled retries",
+		Subjects:           []string{DeliveriesWildcard, DeliverySchedWildcard},
+		Retention:          jetstream.WorkQueuePolicy,
+		Storage:            t.Storage,
+		Replicas:           t.replicas(),
+		Duplicates:         DuplicateWindow,
+		AllowAtomicPublish: true, // bus.Batcher group-commits its writes
+		AllowMsgSchedules:  true,
+		AllowMsgTTL:        true,
 	}
 }
 
 // AttemptsStream records every HTTP attempt. Written by the dispatcher.
 func AttemptsStream(t Topology) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
-		Name:        StreamAttempts,
-		Description: "Every delivery attempt with status, latency and error class",
-		Subjects:    []string{AttemptsWildcard},
-		Retention:   jetstream.LimitsPolicy,
-		MaxAge:      30 * 24 * time.Hour,
-		Storage:     t.Storage,
-		Replicas:    t.replicas(),
-		Duplicates:  DuplicateWindow,
+		Name:               StreamAttempts,
+		Description:        "Every delivery attempt with status, latency and error class",
+		Subjects:           []string{AttemptsWildcard},
+		Retention:          jetstream.LimitsPolicy,
+		MaxAge:             30 * 24 * time.Hour,
+		Storage:            t.Storage,
+		Replicas:           t.replicas(),
+		Duplicates:         DuplicateWindow,
+		AllowAtomicPublish: true, // bus.Batcher group-commits its writes
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/heraldhq/herald/pkg/bus"
@@ -89,6 +90,38 @@ func (s *Service) putState(ctx context.Context, key string, rev uint64, st pairS
 	return s.state.Update(ctx, key, b, rev)
 }
 
+// stateStream is the stream behind the delivery-state bucket, which the
+// records Batcher writes.
+const stateStream = "KV_" + contract.BucketDeliveryState
+
+// writeRecord stores st as the pair's record through the records Batcher:
+// a create when rev is 0, else a compare-and-set on rev. It does not wait:
+// the record is the dispatcher's view of the pair, not its proof. The
+// proof is the ATTEMPTS record, stored before the message is acked; a
+// record lost with a crash only means that a redelivered message is posted
+// again (same webhook-id) and its ATTEMPTS record dropped as a duplicate.
+// A write that loses its compare-and-set (a replay reset the pair, or a
+// takeover) is dropped: the newer writer owns the record.
+func (s *Service) writeRecord(ctx context.Context, key string, rev uint64, st pairState) {
+	st.UpdatedAt = time.Now().UTC()
+	b, err := json.Marshal(st)
+	if err != nil {
+		s.log.ErrorContext(ctx, "encode pair record", "pair", key, "error", err)
+		return
+	}
+	m := nats.NewMsg("$KV." + contract.BucketDeliveryState + "." + key)
+	m.Data = b
+	m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(rev, 10))
+	err = s.records.Submit(ctx, m, func(_ *jetstream.PubAck, err error) {
+		if err != nil && !isWrongSequence(err) {
+			s.log.WarnContext(ctx, "record pair outcome", "pair", key, "state", st.State, "error", err)
+		}
+	})
+	if err != nil {
+		s.log.WarnContext(ctx, "record pair outcome", "pair", key, "state", st.State, "error", err)
+	}
+}
+
 // errLost is a lost race for a pair's record: the message is re-evaluated
 // shortly, against the winner's record.
 var errLost = &bus.RetryAfterError{Delay: 200 * time.Millisecond, Err: errors.New("delivery state changed concurrently")}
@@ -137,7 +170,23 @@ func (s *Service) handleDelivery(ctx context.Context, msg jetstream.Msg) error {
 		}
 		return then()
 	}
-	if d.Attempt > 1 || d.Replay != "" {
+	// A first delivery of a pair's first attempt is the common case, and
+	// the consumer gives it to this worker alone until AckWait (extended by
+	// InProgress while the POST runs): it needs no claim, and its record is
+	// written once, with the outcome. Anything else (a redelivery after a
+	// crash or a lost ack, a retry, a replay) is judged by the record and
+	// claimed before the POST.
+	//
+	// Fresh also means recent: the planner publishes a pair under the
+	// message id <notification>:<subscription>, so within the duplicate
+	// window JetStream keeps at most one such message per pair. A pair
+	// planned again later (a notification redelivered after a long outage)
+	// is judged by its record like a redelivery.
+	fresh := d.Attempt == 1 && d.Replay == "" && d.NotifiedAt != nil && time.Since(*d.NotifiedAt) < contract.DuplicateWindow/2
+	if meta, err := msg.Metadata(); err != nil || meta.NumDelivered > 1 {
+		fresh = false
+	}
+	if !fresh {
 		if done, err := recordDecides(); done {
 			return err
 		}
@@ -197,20 +246,13 @@ func (s *Service) handleDelivery(ctx context.Context, msg jetstream.Msg) error {
 		Replay: d.Replay, Tenant: d.Tenant, SubscriptionID: d.SubscriptionID, NotificationID: d.NotificationID,
 		NotificationTenant: d.NotificationTenant, NotificationSeq: d.NotificationSeq,
 	}
-	rev, err = s.putState(ctx, key, rev, claim)
-	if !loaded && errors.Is(err, jetstream.ErrKeyExists) {
-		// The unread record exists: judge it, then claim it by CAS.
-		if done, err := recordDecides(); done {
-			unreserve()
-			return err
+	if !fresh {
+		if rev, err = s.putState(ctx, key, rev, claim); err != nil {
+			if errors.Is(err, jetstream.ErrKeyExists) || isWrongSequence(err) {
+				return errLost
+			}
+			return fmt.Errorf("claim pair: %w", err)
 		}
-		rev, err = s.putState(ctx, key, rev, claim)
-	}
-	if err != nil {
-		if errors.Is(err, jetstream.ErrKeyExists) || isWrongSequence(err) {
-			return errLost
-		}
-		return fmt.Errorf("claim pair: %w", err)
 	}
 
 	res := s.post(ctx, msg, sub, d, key)
@@ -360,11 +402,11 @@ func (s *Service) settle(ctx context.Context, key string, rev uint64, st pairSta
 			return err
 		}
 	}
-	if _, err := s.putState(ctx, key, rev, st); err != nil {
-		// Our lease was taken over (the attempt outlived it); the POST
-		// happened and is recorded in ATTEMPTS, the new owner settles it.
-		s.log.Warn("record pair outcome", "pair", key, "state", st.State, "error", err)
-	}
+	// A compare-and-set on the claim (rev 0 for a fresh pair: a create).
+	// If the lease was taken over (the attempt outlived it), the write
+	// loses: the POST happened and is recorded in ATTEMPTS, and the new
+	// owner settles the pair.
+	s.writeRecord(ctx, key, rev, st)
 	return nil
 }
 
@@ -436,7 +478,11 @@ func (s *Service) publishAttempt(ctx context.Context, id string, a payload.Attem
 	if err := e.SetData(event.ApplicationJSON, a); err != nil {
 		return bus.Permanent(err)
 	}
-	_, err := bus.PublishEvent(ctx, s.js, contract.AttemptSubject(a.Tenant, a.SubscriptionID), id, e)
+	var via bus.Publisher = s.js
+	if s.attemptLog != nil {
+		via = s.attemptLog // shares its fsync with other workers' records
+	}
+	_, err := bus.PublishEvent(ctx, via, contract.AttemptSubject(a.Tenant, a.SubscriptionID), id, e)
 	if err == nil && s.metrics != nil {
 		s.metrics.Delivered(ctx, a.Outcome)
 		if a.Outcome == payload.OutcomeDeadLettered {

@@ -34,9 +34,11 @@ import (
 	"log/slog"
 	"net/netip"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/heraldhq/herald/pkg/apiauth"
@@ -52,9 +54,9 @@ var DefaultSchedule = []time.Duration{0, 5 * time.Second, 5 * time.Minute, 30 * 
 
 // Config is the dispatcher's settings.
 type Config struct {
-	// Workers posting concurrently per instance (HERALD_DISPATCHER_WORKERS, 32).
+	// Workers posting concurrently per instance (HERALD_DISPATCHER_WORKERS, 64).
 	Workers int
-	// PlanWorkers handling notifications concurrently (HERALD_DISPATCHER_PLAN_WORKERS, 4).
+	// PlanWorkers handling notifications concurrently (HERALD_DISPATCHER_PLAN_WORKERS, 32).
 	PlanWorkers int
 	// Timeout of one HTTP attempt (HERALD_DISPATCHER_TIMEOUT, 15s).
 	Timeout time.Duration
@@ -87,7 +89,7 @@ type Config struct {
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
 	return Config{
-		Workers: 32, PlanWorkers: 4, Timeout: 15 * time.Second,
+		Workers: 64, PlanWorkers: 32, Timeout: 15 * time.Second,
 		Schedule: append([]time.Duration(nil), DefaultSchedule...), Jitter: 0.2,
 		EndpointConcurrency: 8, BreakerFailures: 5, BreakerCooldown: 30 * time.Second,
 		DisableAfter: 5 * 24 * time.Hour, ShutdownGrace: 10 * time.Second,
@@ -190,6 +192,11 @@ type Service struct {
 	breaker *breakers
 	limits  *limiters
 
+	// Group committers (bus.Batcher): the pairs of the plan, the attempt
+	// records and the pair records each share fsyncs across workers.
+	nc                         *nats.Conn
+	pairs, attemptLog, records *bus.Batcher
+
 	state      jetstream.KeyValue
 	health     jetstream.KeyValue
 	healthSeen *healthCache
@@ -204,8 +211,8 @@ func New(cfg Config, deps service.Deps) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if deps.JS == nil || deps.Keys == nil {
-		return nil, errors.New("dispatcher: JetStream and a keyring are required")
+	if deps.JS == nil || deps.NC == nil || deps.Keys == nil {
+		return nil, errors.New("dispatcher: a NATS connection, JetStream and a keyring are required")
 	}
 	log := deps.Logger
 	if log == nil {
@@ -218,11 +225,11 @@ func New(cfg Config, deps service.Deps) (*Service, error) {
 		id = "d-" + hex.EncodeToString(b)
 	}
 	s := &Service{
-		cfg: cfg, js: deps.JS, log: log.With("service", "dispatcher"), topo: deps.Topology, metrics: deps.Metrics,
+		cfg: cfg, js: deps.JS, nc: deps.NC, log: log.With("service", "dispatcher"), topo: deps.Topology, metrics: deps.Metrics,
 		keys: deps.Keys, auth: deps.Auth, instance: id,
 		// The lease outlives one attempt plus bookkeeping, and is shorter
 		// than AckWait so a takeover never races a live owner.
-		lease:      cfg.Timeout + 15*time.Second,
+		lease:      cfg.Timeout + 10*time.Second,
 		index:      newIndex(),
 		breaker:    newBreakers(cfg.BreakerFailures, cfg.BreakerCooldown),
 		limits:     newLimiters(),
@@ -251,6 +258,9 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	var err error
 	if s.state, err = bus.EnsureBucket(ctx, s.js, contract.Bucket(contract.BucketDeliveryState, s.topo)); err != nil {
+		return err
+	}
+	if err := bus.AllowAtomicPublish(ctx, s.js, stateStream); err != nil {
 		return err
 	}
 	if s.health, err = bus.EnsureBucket(ctx, s.js, contract.Bucket(contract.BucketEndpointHealth, s.topo)); err != nil {
@@ -296,6 +306,18 @@ func (s *Service) Run(ctx context.Context) error {
 	defer stopBreakers()
 	s.ready.Store(true)
 	defer s.ready.Store(false)
+	// The batchers outlive the consumers: a handler still settling during
+	// the drain gets its records stored, then the batchers stop.
+	bctx, stopBatchers := context.WithCancel(context.WithoutCancel(ctx))
+	s.pairs = bus.NewBatcher(s.nc, s.js, contract.StreamDeliveries, 0, s.log)
+	s.attemptLog = bus.NewBatcher(s.nc, s.js, contract.StreamAttempts, 0, s.log)
+	s.records = bus.NewBatcher(s.nc, s.js, stateStream, 0, s.log)
+	var batchers sync.WaitGroup
+	for _, b := range []*bus.Batcher{s.pairs, s.attemptLog, s.records} {
+		batchers.Add(1)
+		go func() { defer batchers.Done(); _ = b.Run(bctx) }()
+	}
+	defer func() { stopBatchers(); batchers.Wait() }()
 	errc := make(chan error, 2)
 	run := func(c jetstream.Consumer, h bus.Handler, o bus.ConsumeOptions) {
 		o.Logger, o.DeadLetters, o.OnPoison = s.log, s.js, s.metrics.Poisoned

@@ -3,6 +3,7 @@ package dispatcher
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -53,6 +54,7 @@ func (s *Service) handlePlan(ctx context.Context, msg jetstream.Msg) error {
 	}
 	var data any
 	decoded := false
+	var pairs []payload.Delivery
 	for _, sub := range subs {
 		if sub.Filter != "" {
 			if !decoded {
@@ -69,11 +71,21 @@ func (s *Service) handlePlan(ctx context.Context, msg jetstream.Msg) error {
 			Tenant: sub.Tenant, SubscriptionID: sub.ID, NotificationTenant: tenant,
 			NotificationID: n.ID(), NotificationType: n.Type(), Notification: raw, NotificationSeq: seq, NotifiedAt: notifiedAt, Attempt: 1,
 		}
-		if err := s.publishDelivery(ctx, d, n.ID()+":"+sub.ID); err != nil {
-			return err
-		}
+		pairs = append(pairs, d)
 	}
-	return nil
+	// Every pair in flight at once: through the pairs Batcher they share
+	// their fsyncs with each other and with other notifications' pairs.
+	errs := make([]error, len(pairs))
+	var wg sync.WaitGroup
+	for i, d := range pairs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = s.publishDelivery(ctx, d, d.NotificationID+":"+d.SubscriptionID)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // encodeNotification renders n as a structured CloudEvent. Data declared
@@ -115,7 +127,11 @@ func (s *Service) publishDelivery(ctx context.Context, d payload.Delivery, msgID
 		subject = contract.DeliveryScheduleSubject(d.Tenant, d.SubscriptionID, pairKey(d.NotificationID, d.SubscriptionID))
 		opts = append(opts, jetstream.WithScheduleTarget(contract.DeliverySubject(d.Tenant, d.SubscriptionID)))
 	}
-	if _, err := bus.PublishEvent(ctx, s.js, subject, msgID, e, opts...); err != nil {
+	var via bus.Publisher = s.js
+	if s.pairs != nil && len(opts) == 0 {
+		via = s.pairs
+	}
+	if _, err := bus.PublishEvent(ctx, via, subject, msgID, e, opts...); err != nil {
 		return err
 	}
 	return nil
