@@ -57,9 +57,17 @@ type Subscription struct {
 	Metadata           map[string]string `json:"metadata,omitempty"`
 	// PropagateTrace sends traceparent to the endpoint; off by default so
 	// internal trace ids do not leak.
-	PropagateTrace bool      `json:"propagate_trace,omitempty"`
-	CreatedAt      time.Time `json:"created_at"`
-	UpdatedAt      time.Time `json:"updated_at"`
+	PropagateTrace bool `json:"propagate_trace,omitempty"`
+	// OperatorAllowed lets the URL reach the operator's allow-listed
+	// non-global ranges (HERALD_REGISTRY_ALLOW_CIDRS and
+	// HERALD_DISPATCHER_ALLOW_CIDRS, loopback on the embedded default).
+	// The registry sets it only when the URL needs the allow-list and was
+	// written by the operator, or by a tenant the operator enabled
+	// (tenancy.Settings.AllowPrivateDestinations). Without it the
+	// dispatcher and the test call dial global addresses only.
+	OperatorAllowed bool      `json:"operator_allowed,omitempty"`
+	CreatedAt       time.Time `json:"created_at"`
+	UpdatedAt       time.Time `json:"updated_at"`
 }
 
 // Auth holds how requests are signed and authenticated. Fields ending in

@@ -20,7 +20,6 @@ import (
 	"github.com/heraldhq/herald/pkg/problem"
 	"github.com/heraldhq/herald/pkg/subscription"
 	"github.com/heraldhq/herald/pkg/tenancy"
-	"github.com/heraldhq/herald/pkg/urlguard"
 	"github.com/heraldhq/herald/pkg/webhook"
 )
 
@@ -77,6 +76,7 @@ type subView struct {
 	Description        string            `json:"description,omitempty"`
 	Metadata           map[string]string `json:"metadata,omitempty"`
 	PropagateTrace     bool              `json:"propagate_trace"`
+	OperatorAllowed    bool              `json:"operator_allowed,omitempty"`
 	CreatedAt          string            `json:"created_at"`
 	UpdatedAt          string            `json:"updated_at"`
 }
@@ -117,8 +117,8 @@ func viewSub(s subscription.Subscription) subView {
 		IncludeSubaccounts: s.IncludeSubaccounts, Headers: s.Headers, PayloadMode: s.PayloadMode,
 		Template: s.Template, RetryPolicy: s.RetryPolicy, RateLimit: s.RateLimit, Status: s.Status,
 		StatusReason: s.StatusReason, Description: s.Description, Metadata: s.Metadata,
-		PropagateTrace: s.PropagateTrace,
-		CreatedAt:      s.CreatedAt.UTC().Format(timeFormat), UpdatedAt: s.UpdatedAt.UTC().Format(timeFormat),
+		PropagateTrace: s.PropagateTrace, OperatorAllowed: s.OperatorAllowed,
+		CreatedAt: s.CreatedAt.UTC().Format(timeFormat), UpdatedAt: s.UpdatedAt.UTC().Format(timeFormat),
 		Auth: authView{
 			Type: a.Type, Username: a.Username, PasswordSet: a.PasswordSealed != "", TokenSet: a.TokenSealed != "",
 			Ed25519PublicKey: a.Ed25519Public, ClientCert: a.ClientCertPEM, ClientKeySet: a.ClientKeySealed != "",
@@ -173,9 +173,11 @@ func (s *Service) apply(ctx context.Context, in subInput, sub *subscription.Subs
 		case len(u) > maxURL:
 			errs.add("/url", "longer than %d bytes", maxURL)
 		default:
-			if err := urlguard.CheckURL(ctx, u, s.policy); err != nil {
+			allowed, err := s.checkURL(ctx, sub.Tenant, u)
+			if err != nil {
 				errs.add("/url", "%s", err.Error())
 			}
+			sub.OperatorAllowed = allowed
 		}
 		sub.URL = u
 	} else if create {
