@@ -39,22 +39,26 @@ const (
 
 // Subscription is one endpoint and what it wants.
 type Subscription struct {
-	ID                 string            `json:"id"`
-	Tenant             string            `json:"tenant"`
-	URL                string            `json:"url"`
-	Events             []string          `json:"events"`
-	Filter             string            `json:"filter,omitempty"`
-	IncludeSubaccounts bool              `json:"include_subaccounts,omitempty"`
-	Auth               Auth              `json:"auth"`
-	Headers            map[string]string `json:"headers,omitempty"`
-	PayloadMode        string            `json:"payload_mode"`
-	Template           string            `json:"template,omitempty"`
-	RetryPolicy        string            `json:"retry_policy"`
-	RateLimit          float64           `json:"rate_limit,omitempty"`
-	Status             string            `json:"status"`
-	StatusReason       string            `json:"status_reason,omitempty"`
-	Description        string            `json:"description,omitempty"`
-	Metadata           map[string]string `json:"metadata,omitempty"`
+	ID                 string   `json:"id"`
+	Tenant             string   `json:"tenant"`
+	URL                string   `json:"url"`
+	Events             []string `json:"events"`
+	Filter             string   `json:"filter,omitempty"`
+	IncludeSubaccounts bool     `json:"include_subaccounts,omitempty"`
+	Auth               Auth     `json:"auth"`
+	// Headers are custom headers sent in plain text; SecretHeaders are
+	// those marked secret or named like credentials (IsSecretHeader),
+	// sealed. A name is in at most one of the two.
+	Headers       map[string]string       `json:"headers,omitempty"`
+	SecretHeaders map[string]SecretHeader `json:"secret_headers,omitempty"`
+	PayloadMode   string                  `json:"payload_mode"`
+	Template      string                  `json:"template,omitempty"`
+	RetryPolicy   string                  `json:"retry_policy"`
+	RateLimit     float64                 `json:"rate_limit,omitempty"`
+	Status        string                  `json:"status"`
+	StatusReason  string                  `json:"status_reason,omitempty"`
+	Description   string                  `json:"description,omitempty"`
+	Metadata      map[string]string       `json:"metadata,omitempty"`
 	// PropagateTrace sends traceparent to the endpoint; off by default so
 	// internal trace ids do not leak.
 	PropagateTrace bool `json:"propagate_trace,omitempty"`

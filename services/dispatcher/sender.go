@@ -220,8 +220,8 @@ func (s *sender) request(ctx context.Context, sub subscription.Subscription, d p
 	if err != nil {
 		return nil, fmt.Errorf("bad url: %s", redactURL(sub.URL))
 	}
-	for k, v := range sub.Headers {
-		req.Header.Set(k, v)
+	if err := s.setHeaders(req, sub); err != nil {
+		return nil, err
 	}
 	var body []byte
 	switch sub.PayloadMode {
@@ -267,6 +267,22 @@ func (s *sender) request(ctx context.Context, sub subscription.Subscription, d p
 		req.Header.Set(webhook.HeaderID, webhookID)
 	}
 	return req, nil
+}
+
+// setHeaders sets the subscription's custom headers, opening the sealed
+// ones; an error names the header, never its value.
+func (s *sender) setHeaders(req *http.Request, sub subscription.Subscription) error {
+	for k, v := range sub.Headers {
+		req.Header.Set(k, v)
+	}
+	for k, h := range sub.SecretHeaders {
+		v, err := s.keys.Open(h.Sealed)
+		if err != nil {
+			return fmt.Errorf("open secret header %s: sealed value unreadable", k)
+		}
+		req.Header.Set(k, v)
+	}
+	return nil
 }
 
 func (s *sender) authorize(req *http.Request, a subscription.Auth) error {

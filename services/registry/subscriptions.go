@@ -32,7 +32,7 @@ type subInput struct {
 	Filter             *string            `json:"filter"`
 	IncludeSubaccounts *bool              `json:"include_subaccounts"`
 	Auth               *authInput         `json:"auth"`
-	Headers            *map[string]string `json:"headers"`
+	Headers            *headerInputs      `json:"headers"`
 	PayloadMode        *string            `json:"payload_mode"`
 	Template           *string            `json:"template"`
 	RetryPolicy        *string            `json:"retry_policy"`
@@ -66,7 +66,7 @@ type subView struct {
 	IncludeSubaccounts bool              `json:"include_subaccounts"`
 	Signature          signatureView     `json:"signature"`
 	Auth               authView          `json:"auth"`
-	Headers            map[string]string `json:"headers,omitempty"`
+	Headers            map[string]any    `json:"headers,omitempty"` // string, or headerView when secret
 	PayloadMode        string            `json:"payload_mode"`
 	Template           string            `json:"template,omitempty"`
 	RetryPolicy        string            `json:"retry_policy"`
@@ -114,7 +114,7 @@ func viewSub(s subscription.Subscription) subView {
 	a := s.Auth
 	v := subView{
 		ID: s.ID, Tenant: s.Tenant, URL: s.URL, Events: s.Events, Filter: s.Filter,
-		IncludeSubaccounts: s.IncludeSubaccounts, Headers: s.Headers, PayloadMode: s.PayloadMode,
+		IncludeSubaccounts: s.IncludeSubaccounts, Headers: viewHeaders(s), PayloadMode: s.PayloadMode,
 		Template: s.Template, RetryPolicy: s.RetryPolicy, RateLimit: s.RateLimit, Status: s.Status,
 		StatusReason: s.StatusReason, Description: s.Description, Metadata: s.Metadata,
 		PropagateTrace: s.PropagateTrace, OperatorAllowed: s.OperatorAllowed,
@@ -219,24 +219,7 @@ func (s *Service) apply(ctx context.Context, in subInput, sub *subscription.Subs
 		sub.IncludeSubaccounts = *in.IncludeSubaccounts
 	}
 	if in.Headers != nil {
-		sub.Headers = *in.Headers
-		if len(sub.Headers) > maxHeaders {
-			errs.add("/headers", "at most %d headers", maxHeaders)
-		}
-		for k, v := range sub.Headers {
-			ptr := "/headers/" + escapePointer(k)
-			switch {
-			case !headerNameRE.MatchString(k):
-				errs.add(ptr, "not a valid header name")
-			case reservedHeader(k):
-				errs.add(ptr, "reserved header: Herald sets it")
-			case strings.ContainsAny(v, "\r\n\x00") || len(v) > 1024:
-				errs.add(ptr, "the value must be one line of at most 1024 bytes")
-			}
-		}
-		if len(sub.Headers) == 0 {
-			sub.Headers = nil
-		}
+		s.applyHeaders(*in.Headers, sub, errs)
 	}
 	if in.PayloadMode != nil {
 		sub.PayloadMode = *in.PayloadMode
@@ -582,6 +565,7 @@ func (s *Service) listSubscriptions(w http.ResponseWriter, r *http.Request) {
 func (s *Service) store(w http.ResponseWriter, r *http.Request, before, sub subscription.Subscription, rev uint64, action string) bool {
 	sub.UpdatedAt = s.now().UTC()
 	s.reseal(&sub.Auth)
+	s.sealHeaders(&sub)
 	raw, _ := json.Marshal(sub)
 	if _, err := s.subKV().Update(r.Context(), subscription.Key(sub.Tenant, sub.ID), raw, rev); err != nil {
 		if errors.Is(err, jetstream.ErrKeyExists) {

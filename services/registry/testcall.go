@@ -94,6 +94,13 @@ func (s *Service) sendTest(ctx context.Context, sub subscription.Subscription) (
 	for k, v := range sub.Headers {
 		hdr.Set(k, v)
 	}
+	for k, h := range sub.SecretHeaders {
+		v, err := s.keys.Open(h.Sealed)
+		if err != nil {
+			return testResult{}, fmt.Errorf("open secret header %s: %w", k, err)
+		}
+		hdr.Set(k, v)
+	}
 	switch sub.Auth.Type {
 	case subscription.AuthBasic:
 		pw, err := s.keys.Open(sub.Auth.PasswordSealed)
