@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"encoding/json"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -144,4 +145,30 @@ func testSub(h *harness, u string) subscription.Subscription {
 	sec, _ := h.svc.newSecret()
 	return subscription.Subscription{ID: "sub_x", Tenant: "acme", URL: u,
 		Auth: subscription.Auth{Type: subscription.AuthNone, Secrets: []subscription.Secret{sec}}}
+}
+
+// A subscription stored without the grant (before it existed) gets it
+// when the operator writes its URL again, even unchanged.
+func TestOperatorPatchGrantsStoredURL(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	h.tenant("acme", "account", "")
+	a := h.admin("POST", "/v1/tenants/acme/subscriptions", map[string]any{"url": "http://127.0.0.1:9/hook", "events": []string{"*"}}, http.StatusCreated)
+	id := a.body["id"].(string)
+	sub, rev, err := h.svc.loadSub(context.Background(), "acme", id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub.OperatorAllowed = false
+	raw, _ := json.Marshal(sub)
+	if _, err := h.svc.subKV().Update(context.Background(), subscription.Key("acme", id), raw, rev); err != nil {
+		t.Fatal(err)
+	}
+	// The tenant re-sending it changes nothing: no grant.
+	if a := h.call("key-acme", "PATCH", "/v1/tenants/acme/subscriptions/"+id, map[string]any{"url": sub.URL}); a.status != http.StatusOK || a.body["operator_allowed"] == true {
+		t.Errorf("tenant re-sending a loopback URL = %d %s", a.status, a.raw)
+	}
+	if a := h.admin("PATCH", "/v1/tenants/acme/subscriptions/"+id, map[string]any{"url": sub.URL}, http.StatusOK); a.body["operator_allowed"] != true {
+		t.Errorf("operator re-sending the URL: %s", a.raw)
+	}
 }

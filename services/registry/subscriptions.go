@@ -589,8 +589,8 @@ func (s *Service) patchSubscription(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, p)
 		return
 	}
-	if in.URL != nil && strings.TrimSpace(*in.URL) == sub.URL {
-		in.URL = nil // unchanged: no need to resolve again
+	if in.URL != nil && strings.TrimSpace(*in.URL) == sub.URL && (sub.OperatorAllowed || !s.mayUseAllowList(r.Context(), sub.Tenant)) {
+		in.URL = nil // unchanged, and no grant to add: no need to resolve again
 	}
 	before := sub
 	var errs fieldErrors
