@@ -95,7 +95,10 @@ func configFromEnv(getenv func(string) string) (Config, error) {
 
 // devDefaults are the settings that differ on the embedded default:
 // webhook receivers on loopback over plain HTTP are allowed, so the README's
-// walkthrough works against a local receiver. Explicit environment wins.
+// walkthrough works against a local receiver. The allow-list serves the
+// admin token's registrations (and tenants it enables), never a tenant key
+// on its own: the embedded NATS port is on loopback too. Explicit
+// environment wins.
 var devDefaults = map[string]string{
 	"HERALD_REGISTRY_ALLOW_HTTP":    "true",
 	"HERALD_REGISTRY_ALLOW_CIDRS":   "127.0.0.0/8,::1/128",
