@@ -17,7 +17,6 @@ import (
 	"github.com/heraldhq/herald/pkg/bus"
 	"github.com/heraldhq/herald/pkg/contract"
 	"github.com/heraldhq/herald/pkg/secretbox"
-	"github.com/heraldhq/herald/pkg/telemetry"
 )
 
 // Builder makes a service from its dependencies.
@@ -37,6 +36,7 @@ const ShutdownGrace = 20 * time.Second
 type StandaloneConfig struct {
 	Conn       bus.ConnConfig
 	HTTPAddr   string // HERALD_HTTP_ADDR, default ":8080"
+	AdminAddr  string // HERALD_ADMIN_ADDR: open /metrics and health; unset, /metrics needs the operator's token
 	AdminToken string // HERALD_ADMIN_TOKEN, required
 	SecretKeys string // HERALD_SECRET_KEYS, "v1:<base64 32 bytes>[,...]"
 	Replicas   int    // HERALD_REPLICAS, stream and bucket replicas (3 on a cluster)
@@ -47,6 +47,7 @@ func StandaloneConfigFromEnv(getenv func(string) string, name string) (Standalon
 	c := StandaloneConfig{
 		Conn:       bus.ConnConfigFromEnv(getenv, "herald-"+name),
 		HTTPAddr:   getenv("HERALD_HTTP_ADDR"),
+		AdminAddr:  getenv(EnvAdminAddr),
 		AdminToken: getenv("HERALD_ADMIN_TOKEN"),
 		SecretKeys: getenv("HERALD_SECRET_KEYS"),
 		Replicas:   1,
@@ -70,7 +71,8 @@ func StandaloneConfigFromEnv(getenv func(string) string, name string) (Standalon
 }
 
 // RunStandalone runs one service as its own process: it connects to NATS,
-// serves the service's API with /healthz and /readyz on HERALD_HTTP_ADDR,
+// serves the service's API with /healthz, /readyz and the operator's
+// /metrics on HERALD_HTTP_ADDR (and an open /metrics on HERALD_ADMIN_ADDR),
 // and on ctx cancel (SIGTERM) stops accepting requests, lets the service
 // drain, and drains the NATS connection.
 func RunStandalone(ctx context.Context, name string, getenv func(string) string, stdout io.Writer, build Builder) error {
@@ -116,18 +118,23 @@ func RunStandalone(ctx context.Context, name string, getenv func(string) string,
 	if r, ok := svc.(Readier); ok {
 		ready.Add(name, r.Ready)
 	}
-	mux := http.NewServeMux()
-	HealthRoutes(mux, ready)
-	mux.Handle("GET /metrics", telemetry.MetricsHandler())
-	if h, ok := svc.(HTTPService); ok {
-		h.Routes(mux)
-	}
+	mux := APIMux(ready, deps.Auth, svc)
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.HTTPAddr, err)
 	}
+	svcs := []Service{svc}
+	if cfg.AdminAddr != "" {
+		admin, err := ListenAdmin(cfg.AdminAddr, ready)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		svcs = append(svcs, admin)
+		logger.Info("admin listener", "admin_addr", admin.Addr().String())
+	}
 	logger.Info("started", "http_addr", ln.Addr().String(), "nats_url", cfg.Conn.URL)
-	return RunAll(ctx, logger, ln, TraceHTTP(mux), svc)
+	return RunAll(ctx, logger, ln, TraceHTTP(mux), svcs...)
 }
 
 // RunAll serves mux on ln and runs every service until ctx is cancelled or

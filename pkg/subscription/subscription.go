@@ -39,27 +39,39 @@ const (
 
 // Subscription is one endpoint and what it wants.
 type Subscription struct {
-	ID                 string            `json:"id"`
-	Tenant             string            `json:"tenant"`
-	URL                string            `json:"url"`
-	Events             []string          `json:"events"`
-	Filter             string            `json:"filter,omitempty"`
-	IncludeSubaccounts bool              `json:"include_subaccounts,omitempty"`
-	Auth               Auth              `json:"auth"`
-	Headers            map[string]string `json:"headers,omitempty"`
-	PayloadMode        string            `json:"payload_mode"`
-	Template           string            `json:"template,omitempty"`
-	RetryPolicy        string            `json:"retry_policy"`
-	RateLimit          float64           `json:"rate_limit,omitempty"`
-	Status             string            `json:"status"`
-	StatusReason       string            `json:"status_reason,omitempty"`
-	Description        string            `json:"description,omitempty"`
-	Metadata           map[string]string `json:"metadata,omitempty"`
+	ID                 string   `json:"id"`
+	Tenant             string   `json:"tenant"`
+	URL                string   `json:"url"`
+	Events             []string `json:"events"`
+	Filter             string   `json:"filter,omitempty"`
+	IncludeSubaccounts bool     `json:"include_subaccounts,omitempty"`
+	Auth               Auth     `json:"auth"`
+	// Headers are custom headers sent in plain text; SecretHeaders are
+	// those marked secret or named like credentials (IsSecretHeader),
+	// sealed. A name is in at most one of the two.
+	Headers       map[string]string       `json:"headers,omitempty"`
+	SecretHeaders map[string]SecretHeader `json:"secret_headers,omitempty"`
+	PayloadMode   string                  `json:"payload_mode"`
+	Template      string                  `json:"template,omitempty"`
+	RetryPolicy   string                  `json:"retry_policy"`
+	RateLimit     float64                 `json:"rate_limit,omitempty"`
+	Status        string                  `json:"status"`
+	StatusReason  string                  `json:"status_reason,omitempty"`
+	Description   string                  `json:"description,omitempty"`
+	Metadata      map[string]string       `json:"metadata,omitempty"`
 	// PropagateTrace sends traceparent to the endpoint; off by default so
 	// internal trace ids do not leak.
-	PropagateTrace bool      `json:"propagate_trace,omitempty"`
-	CreatedAt      time.Time `json:"created_at"`
-	UpdatedAt      time.Time `json:"updated_at"`
+	PropagateTrace bool `json:"propagate_trace,omitempty"`
+	// OperatorAllowed lets the URL reach the operator's allow-listed
+	// non-global ranges (HERALD_REGISTRY_ALLOW_CIDRS and
+	// HERALD_DISPATCHER_ALLOW_CIDRS, loopback on the embedded default).
+	// The registry sets it only when the URL needs the allow-list and was
+	// written by the operator, or by a tenant the operator enabled
+	// (tenancy.Settings.AllowPrivateDestinations). Without it the
+	// dispatcher and the test call dial global addresses only.
+	OperatorAllowed bool      `json:"operator_allowed,omitempty"`
+	CreatedAt       time.Time `json:"created_at"`
+	UpdatedAt       time.Time `json:"updated_at"`
 }
 
 // Auth holds how requests are signed and authenticated. Fields ending in

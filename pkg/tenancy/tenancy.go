@@ -30,6 +30,10 @@ type Settings struct {
 	// AllowUnknownTypes lets the collector accept event types that have no
 	// schema in schemas/.
 	AllowUnknownTypes bool `json:"allow_unknown_types,omitempty"`
+	// AllowPrivateDestinations lets the tenant's own credentials register
+	// webhook URLs in the operator's allow-listed non-global ranges (e.g.
+	// loopback on the embedded default). Only the operator may set it.
+	AllowPrivateDestinations bool `json:"allow_private_destinations,omitempty"`
 	// IngestRateLimit is events per second accepted by the collector; 0
 	// means the operator's default.
 	IngestRateLimit float64 `json:"ingest_rate_limit,omitempty"`

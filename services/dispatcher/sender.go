@@ -12,6 +12,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"sync"
@@ -30,6 +31,7 @@ import (
 	"github.com/heraldhq/herald/pkg/payload"
 	"github.com/heraldhq/herald/pkg/secretbox"
 	"github.com/heraldhq/herald/pkg/subscription"
+	"github.com/heraldhq/herald/pkg/urlguard"
 	"github.com/heraldhq/herald/pkg/webhook"
 )
 
@@ -69,8 +71,11 @@ func newSender(cfg Config, keys *secretbox.Keyring) *sender {
 	return &sender{cfg: cfg, keys: keys, transports: map[[32]byte]*http.Transport{}}
 }
 
-func (s *sender) transport(a subscription.Auth) (*http.Transport, error) {
-	key := sha256.Sum256([]byte(a.ClientCertPEM + "\x00" + a.ClientKeySealed + "\x00" + a.CACertPEM))
+// The operator's allow-list applies only to subscriptions it granted
+// (OperatorAllowed): a tenant's URL dials global addresses only.
+func (s *sender) transport(sub subscription.Subscription) (*http.Transport, error) {
+	a := sub.Auth
+	key := sha256.Sum256([]byte(a.ClientCertPEM + "\x00" + a.ClientKeySealed + "\x00" + a.CACertPEM + "\x00" + strconv.FormatBool(sub.OperatorAllowed)))
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if t := s.transports[key]; t != nil {
@@ -95,7 +100,11 @@ func (s *sender) transport(a subscription.Auth) (*http.Transport, error) {
 		}
 		tc.RootCAs = pool
 	}
-	d := &net.Dialer{Timeout: s.cfg.Timeout, KeepAlive: 30 * time.Second, Control: dialControl(s.cfg.AllowCIDRs)}
+	var allow []netip.Prefix
+	if sub.OperatorAllowed {
+		allow = s.cfg.AllowCIDRs
+	}
+	d := &net.Dialer{Timeout: s.cfg.Timeout, KeepAlive: 30 * time.Second, Control: dialControl(allow)}
 	t := &http.Transport{
 		Proxy:                 nil, // an environment proxy would bypass the dial-time guard
 		DialContext:           d.DialContext,
@@ -117,7 +126,7 @@ func (s *sender) send(ctx context.Context, sub subscription.Subscription, d payl
 	if err != nil {
 		return result{class: payload.ErrClassInternal, err: err}
 	}
-	t, err := s.transport(sub.Auth)
+	t, err := s.transport(sub)
 	if err != nil {
 		return result{class: payload.ErrClassTLS, err: err}
 	}
@@ -185,13 +194,15 @@ func classify(err error) string {
 }
 
 // redactErr renders err without the URL's userinfo and query, which
-// url.Error would otherwise repeat.
+// url.Error would otherwise repeat, and without the peer's bytes, which
+// Go's client quotes from a malformed (non-HTTP) answer.
 func redactErr(err error, raw string) string {
+	_, msg := urlguard.Failure(err)
 	var ue *url.Error
 	if errors.As(err, &ue) {
-		return ue.Op + " " + redactURL(raw) + ": " + ue.Err.Error()
+		return ue.Op + " " + redactURL(raw) + ": " + msg
 	}
-	return err.Error()
+	return msg
 }
 
 // redactURL drops userinfo, query and fragment.
@@ -209,8 +220,8 @@ func (s *sender) request(ctx context.Context, sub subscription.Subscription, d p
 	if err != nil {
 		return nil, fmt.Errorf("bad url: %s", redactURL(sub.URL))
 	}
-	for k, v := range sub.Headers {
-		req.Header.Set(k, v)
+	if err := s.setHeaders(req, sub); err != nil {
+		return nil, err
 	}
 	var body []byte
 	switch sub.PayloadMode {
@@ -256,6 +267,22 @@ func (s *sender) request(ctx context.Context, sub subscription.Subscription, d p
 		req.Header.Set(webhook.HeaderID, webhookID)
 	}
 	return req, nil
+}
+
+// setHeaders sets the subscription's custom headers, opening the sealed
+// ones; an error names the header, never its value.
+func (s *sender) setHeaders(req *http.Request, sub subscription.Subscription) error {
+	for k, v := range sub.Headers {
+		req.Header.Set(k, v)
+	}
+	for k, h := range sub.SecretHeaders {
+		v, err := s.keys.Open(h.Sealed)
+		if err != nil {
+			return fmt.Errorf("open secret header %s: sealed value unreadable", k)
+		}
+		req.Header.Set(k, v)
+	}
+	return nil
 }
 
 func (s *sender) authorize(req *http.Request, a subscription.Auth) error {

@@ -3,6 +3,7 @@ package dispatcher
 import (
 	"context"
 	"net/netip"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -121,5 +122,50 @@ func TestBlockedHostnameInPipeline(t *testing.T) {
 	}
 	if n := len(rc.requests()); n != 0 {
 		t.Errorf("receiver got %d requests", n)
+	}
+}
+
+// The operator's allow-list (loopback here) applies only to subscriptions
+// the registry marked OperatorAllowed: a tenant's URL that resolves to
+// loopback is refused at dial time even though the operator allows it.
+func TestAllowListOnlyForGrantedSubscriptions(t *testing.T) {
+	t.Parallel()
+	rc := newReceiver(t, nil)
+	s := newSender(testConfig(), nil)
+	sub := subscription.Subscription{ID: "s", Tenant: "acme", URL: rc.URL, PayloadMode: subscription.PayloadStructured}
+	r := s.send(context.Background(), sub, payload.Delivery{Notification: []byte(`{}`)}, "msg_x")
+	if r.class != payload.ErrClassBlocked {
+		t.Errorf("tenant's loopback URL: class %q err %v, want %s", r.class, r.err, payload.ErrClassBlocked)
+	}
+	if n := len(rc.requests()); n != 0 {
+		t.Fatalf("receiver got %d requests through the guard", n)
+	}
+	sub.OperatorAllowed = true
+	if r := s.send(context.Background(), sub, payload.Delivery{Notification: []byte(`{}`)}, "msg_x"); r.err != nil || r.status/100 != 2 {
+		t.Errorf("operator's loopback URL: %d %v", r.status, r.err)
+	}
+}
+
+// A URL pointing at a service that does not speak HTTP (the embedded NATS
+// server) fails without its bytes: Go's client quotes the peer's answer
+// in its error, which would put the NATS INFO banner in ATTEMPTS and the
+// audit trail.
+func TestNonHTTPPeerBytesNotRecorded(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	u, err := url.Parse(h.srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newSender(testConfig(), nil)
+	sub := subscription.Subscription{ID: "s", Tenant: "acme", URL: "http://" + u.Host + "/", PayloadMode: subscription.PayloadStructured, OperatorAllowed: true}
+	r := s.send(context.Background(), sub, payload.Delivery{Notification: []byte(`{}`)}, "msg_x")
+	if r.err == nil {
+		t.Fatalf("no error from a NATS port: status %d", r.status)
+	}
+	for _, leak := range []string{"INFO", "server_id", "nats", "version"} {
+		if strings.Contains(r.err.Error(), leak) || strings.Contains(r.snippet, leak) {
+			t.Errorf("the attempt repeats the peer's bytes (%q): %q %q", leak, r.err, r.snippet)
+		}
 	}
 }

@@ -57,8 +57,17 @@ func (r *receiver) all() []received {
 // data dir, and stops it when the test ends.
 func startHerald(t *testing.T) started {
 	t.Helper()
+	return startHeraldWith(t, nil)
+}
+
+// startHeraldWith is startHerald with mutate applied to the config.
+func startHeraldWith(t *testing.T, mutate func(*Config)) started {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	cfg := Config{HTTPAddr: "127.0.0.1:0", DataDir: t.TempDir(), NATSHost: "127.0.0.1", NATSPort: -1, AdminToken: "test-admin-token-0123456789"}
+	if mutate != nil {
+		mutate(&cfg)
+	}
 	startedc := make(chan started, 1)
 	done := make(chan error, 1)
 	var logs bytes.Buffer

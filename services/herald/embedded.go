@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -26,7 +25,6 @@ import (
 	"github.com/heraldhq/herald/pkg/natsembed"
 	"github.com/heraldhq/herald/pkg/secretbox"
 	"github.com/heraldhq/herald/pkg/service"
-	"github.com/heraldhq/herald/pkg/telemetry"
 	"github.com/heraldhq/herald/services/audit"
 	"github.com/heraldhq/herald/services/collector"
 	"github.com/heraldhq/herald/services/dispatcher"
@@ -37,7 +35,11 @@ import (
 // Config is the embedded default's configuration, read from the
 // environment once.
 type Config struct {
-	HTTPAddr   string // HERALD_HTTP_ADDR, default 127.0.0.1:8080
+	HTTPAddr string // HERALD_HTTP_ADDR, default 127.0.0.1:8080
+	// AdminAddr serves /metrics, /healthz and /readyz without auth
+	// (HERALD_ADMIN_ADDR, unset by default: /metrics is on HTTPAddr for
+	// the admin token only).
+	AdminAddr  string
 	DataDir    string // HERALD_DATA_DIR, default ./data
 	AdminToken string // HERALD_ADMIN_TOKEN; generated and kept in DataDir if unset
 	SecretKeys string // HERALD_SECRET_KEYS; generated and kept in DataDir if unset
@@ -53,6 +55,7 @@ type Config struct {
 func configFromEnv(getenv func(string) string) (Config, error) {
 	c := Config{
 		HTTPAddr:   getenv("HERALD_HTTP_ADDR"),
+		AdminAddr:  getenv(service.EnvAdminAddr),
 		DataDir:    getenv("HERALD_DATA_DIR"),
 		AdminToken: getenv("HERALD_ADMIN_TOKEN"),
 		SecretKeys: getenv("HERALD_SECRET_KEYS"),
@@ -92,7 +95,10 @@ func configFromEnv(getenv func(string) string) (Config, error) {
 
 // devDefaults are the settings that differ on the embedded default:
 // webhook receivers on loopback over plain HTTP are allowed, so the README's
-// walkthrough works against a local receiver. Explicit environment wins.
+// walkthrough works against a local receiver. The allow-list serves the
+// admin token's registrations (and tenants it enables), never a tenant key
+// on its own: the embedded NATS port is on loopback too. Explicit
+// environment wins.
 var devDefaults = map[string]string{
 	"HERALD_REGISTRY_ALLOW_HTTP":    "true",
 	"HERALD_REGISTRY_ALLOW_CIDRS":   "127.0.0.0/8,::1/128",
@@ -135,7 +141,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: herald [serve]\n\nRuns Herald on its embedded default (see herald help for the client commands). Settings come from the environment:\n"+
-			"  HERALD_HTTP_ADDR (127.0.0.1:8080), HERALD_DATA_DIR (./data), HERALD_ADMIN_TOKEN,\n"+
+			"  HERALD_HTTP_ADDR (127.0.0.1:8080), HERALD_ADMIN_ADDR (unset: /metrics needs the admin token),\n"+
+			"  HERALD_DATA_DIR (./data), HERALD_ADMIN_TOKEN,\n"+
 			"  HERALD_SECRET_KEYS, HERALD_NATS_HOST (127.0.0.1), HERALD_NATS_PORT (4222),\n"+
 			"  HERALD_NATS_SYNC (always, or interval for the server's periodic fsync)")
 	}
@@ -160,6 +167,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 // started reports the addresses of a running embedded Herald to tests.
 type started struct {
 	HTTPURL    string
+	AdminURL   string // "" without an admin listener
 	NATSURL    string
 	AdminToken string
 }
@@ -237,25 +245,29 @@ func runEmbedded(ctx context.Context, cfg Config, getenv func(string) string, st
 
 	ready := &service.Readiness{}
 	ready.Add("nats", service.NATSCheck(nc))
-	mux := http.NewServeMux()
-	service.HealthRoutes(mux, ready)
-	mux.Handle("GET /metrics", telemetry.MetricsHandler())
 	for _, s := range svcs {
 		if r, ok := s.(service.Readier); ok {
 			ready.Add(s.Name(), r.Ready)
 		}
-		if h, ok := s.(service.HTTPService); ok {
-			h.Routes(mux)
-		}
 	}
+	mux := service.APIMux(ready, deps.Auth, svcs...)
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.HTTPAddr, err)
 	}
-	httpURL := "http://" + ln.Addr().String()
-	logger.Info("herald started", "http", httpURL, "nats", ns.ClientURL(), "data_dir", cfg.DataDir)
+	httpURL, adminURL := "http://"+ln.Addr().String(), ""
+	if cfg.AdminAddr != "" {
+		admin, err := service.ListenAdmin(cfg.AdminAddr, ready)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		adminURL = "http://" + admin.Addr().String()
+		svcs = append(svcs, admin)
+	}
+	logger.Info("herald started", "http", httpURL, "admin", adminURL, "nats", ns.ClientURL(), "data_dir", cfg.DataDir)
 	if onStart != nil {
-		onStart(started{HTTPURL: httpURL, NATSURL: ns.ClientURL(), AdminToken: cfg.AdminToken})
+		onStart(started{HTTPURL: httpURL, AdminURL: adminURL, NATSURL: ns.ClientURL(), AdminToken: cfg.AdminToken})
 	}
 	return service.RunAll(ctx, logger, ln, service.TraceHTTP(mux), svcs...)
 }

@@ -29,7 +29,9 @@ var secretFields = map[string]bool{
 }
 
 // diff compares two views field by field. A nil side means created or
-// deleted.
+// deleted. Fields are compared before they are redacted, so a changed
+// secret (a header's value, seen as its hint) is recorded as a change,
+// with both sides redacted.
 func diff(before, after any) map[string]payload.FieldDelta {
 	b, a := toMap(before), toMap(after)
 	out := map[string]payload.FieldDelta{}
@@ -54,7 +56,7 @@ func toMap(v any) map[string]any {
 	raw, _ := json.Marshal(v)
 	var m map[string]any
 	_ = json.Unmarshal(raw, &m)
-	return scrub(m).(map[string]any)
+	return m
 }
 
 // scrub redacts secret-named members at any depth.
@@ -63,7 +65,9 @@ func scrub(v any) any {
 	case map[string]any:
 		for k, x := range t {
 			if h, ok := x.(map[string]any); ok && k == "headers" {
-				// Custom header values are often API keys.
+				// Secret headers show only a hint, and a plain one may
+				// still be a credential its writer did not mark: no
+				// header value, hint or not, goes to CHANGES.
 				for hk := range h {
 					h[hk] = redacted
 				}
@@ -83,11 +87,15 @@ func scrub(v any) any {
 	return v
 }
 
+// redact is a top-level field's value as CHANGES records it.
 func redact(k string, v any) any {
-	if v != nil && secretFields[k] {
+	if v == nil {
+		return nil
+	}
+	if secretFields[k] {
 		return redacted
 	}
-	return v
+	return scrub(map[string]any{k: v}).(map[string]any)[k]
 }
 
 // recordChange publishes a CHANGES record. The change is already stored,

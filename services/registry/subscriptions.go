@@ -20,7 +20,6 @@ import (
 	"github.com/heraldhq/herald/pkg/problem"
 	"github.com/heraldhq/herald/pkg/subscription"
 	"github.com/heraldhq/herald/pkg/tenancy"
-	"github.com/heraldhq/herald/pkg/urlguard"
 	"github.com/heraldhq/herald/pkg/webhook"
 )
 
@@ -33,7 +32,7 @@ type subInput struct {
 	Filter             *string            `json:"filter"`
 	IncludeSubaccounts *bool              `json:"include_subaccounts"`
 	Auth               *authInput         `json:"auth"`
-	Headers            *map[string]string `json:"headers"`
+	Headers            *headerInputs      `json:"headers"`
 	PayloadMode        *string            `json:"payload_mode"`
 	Template           *string            `json:"template"`
 	RetryPolicy        *string            `json:"retry_policy"`
@@ -67,7 +66,7 @@ type subView struct {
 	IncludeSubaccounts bool              `json:"include_subaccounts"`
 	Signature          signatureView     `json:"signature"`
 	Auth               authView          `json:"auth"`
-	Headers            map[string]string `json:"headers,omitempty"`
+	Headers            map[string]any    `json:"headers,omitempty"` // string, or headerView when secret
 	PayloadMode        string            `json:"payload_mode"`
 	Template           string            `json:"template,omitempty"`
 	RetryPolicy        string            `json:"retry_policy"`
@@ -77,6 +76,7 @@ type subView struct {
 	Description        string            `json:"description,omitempty"`
 	Metadata           map[string]string `json:"metadata,omitempty"`
 	PropagateTrace     bool              `json:"propagate_trace"`
+	OperatorAllowed    bool              `json:"operator_allowed,omitempty"`
 	CreatedAt          string            `json:"created_at"`
 	UpdatedAt          string            `json:"updated_at"`
 }
@@ -114,11 +114,11 @@ func viewSub(s subscription.Subscription) subView {
 	a := s.Auth
 	v := subView{
 		ID: s.ID, Tenant: s.Tenant, URL: s.URL, Events: s.Events, Filter: s.Filter,
-		IncludeSubaccounts: s.IncludeSubaccounts, Headers: s.Headers, PayloadMode: s.PayloadMode,
+		IncludeSubaccounts: s.IncludeSubaccounts, Headers: viewHeaders(s), PayloadMode: s.PayloadMode,
 		Template: s.Template, RetryPolicy: s.RetryPolicy, RateLimit: s.RateLimit, Status: s.Status,
 		StatusReason: s.StatusReason, Description: s.Description, Metadata: s.Metadata,
-		PropagateTrace: s.PropagateTrace,
-		CreatedAt:      s.CreatedAt.UTC().Format(timeFormat), UpdatedAt: s.UpdatedAt.UTC().Format(timeFormat),
+		PropagateTrace: s.PropagateTrace, OperatorAllowed: s.OperatorAllowed,
+		CreatedAt: s.CreatedAt.UTC().Format(timeFormat), UpdatedAt: s.UpdatedAt.UTC().Format(timeFormat),
 		Auth: authView{
 			Type: a.Type, Username: a.Username, PasswordSet: a.PasswordSealed != "", TokenSet: a.TokenSealed != "",
 			Ed25519PublicKey: a.Ed25519Public, ClientCert: a.ClientCertPEM, ClientKeySet: a.ClientKeySealed != "",
@@ -173,9 +173,11 @@ func (s *Service) apply(ctx context.Context, in subInput, sub *subscription.Subs
 		case len(u) > maxURL:
 			errs.add("/url", "longer than %d bytes", maxURL)
 		default:
-			if err := urlguard.CheckURL(ctx, u, s.policy); err != nil {
+			allowed, err := s.checkURL(ctx, sub.Tenant, u)
+			if err != nil {
 				errs.add("/url", "%s", err.Error())
 			}
+			sub.OperatorAllowed = allowed
 		}
 		sub.URL = u
 	} else if create {
@@ -217,24 +219,7 @@ func (s *Service) apply(ctx context.Context, in subInput, sub *subscription.Subs
 		sub.IncludeSubaccounts = *in.IncludeSubaccounts
 	}
 	if in.Headers != nil {
-		sub.Headers = *in.Headers
-		if len(sub.Headers) > maxHeaders {
-			errs.add("/headers", "at most %d headers", maxHeaders)
-		}
-		for k, v := range sub.Headers {
-			ptr := "/headers/" + escapePointer(k)
-			switch {
-			case !headerNameRE.MatchString(k):
-				errs.add(ptr, "not a valid header name")
-			case reservedHeader(k):
-				errs.add(ptr, "reserved header: Herald sets it")
-			case strings.ContainsAny(v, "\r\n\x00") || len(v) > 1024:
-				errs.add(ptr, "the value must be one line of at most 1024 bytes")
-			}
-		}
-		if len(sub.Headers) == 0 {
-			sub.Headers = nil
-		}
+		s.applyHeaders(*in.Headers, sub, errs)
 	}
 	if in.PayloadMode != nil {
 		sub.PayloadMode = *in.PayloadMode
@@ -580,6 +565,7 @@ func (s *Service) listSubscriptions(w http.ResponseWriter, r *http.Request) {
 func (s *Service) store(w http.ResponseWriter, r *http.Request, before, sub subscription.Subscription, rev uint64, action string) bool {
 	sub.UpdatedAt = s.now().UTC()
 	s.reseal(&sub.Auth)
+	s.sealHeaders(&sub)
 	raw, _ := json.Marshal(sub)
 	if _, err := s.subKV().Update(r.Context(), subscription.Key(sub.Tenant, sub.ID), raw, rev); err != nil {
 		if errors.Is(err, jetstream.ErrKeyExists) {
@@ -603,8 +589,8 @@ func (s *Service) patchSubscription(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, p)
 		return
 	}
-	if in.URL != nil && strings.TrimSpace(*in.URL) == sub.URL {
-		in.URL = nil // unchanged: no need to resolve again
+	if in.URL != nil && strings.TrimSpace(*in.URL) == sub.URL && (sub.OperatorAllowed || !s.mayUseAllowList(r.Context(), sub.Tenant)) {
+		in.URL = nil // unchanged, and no grant to add: no need to resolve again
 	}
 	before := sub
 	var errs fieldErrors

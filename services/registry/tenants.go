@@ -47,6 +47,9 @@ type settingsInput struct {
 	SourceAuth         map[string]sourceAuthInput  `json:"source_auth"`
 	Alerts             tenancy.AlertSettings       `json:"alerts"`
 	OperationDeadlines map[string]tenancy.Duration `json:"operation_deadlines"`
+
+	// Omitted keeps the stored value; only the operator may change it.
+	AllowPrivateDestinations *bool `json:"allow_private_destinations"`
 }
 
 type sourceAuthInput struct {
@@ -71,6 +74,8 @@ type settingsView struct {
 	SourceAuth         map[string]sourceAuthView   `json:"source_auth,omitempty"`
 	Alerts             tenancy.AlertSettings       `json:"alerts"`
 	OperationDeadlines map[string]tenancy.Duration `json:"operation_deadlines,omitempty"`
+
+	AllowPrivateDestinations bool `json:"allow_private_destinations,omitempty"`
 }
 
 type sourceAuthView struct {
@@ -85,7 +90,8 @@ func viewTenant(t tenancy.Tenant) tenantView {
 		Settings: settingsView{
 			SubscriptionQuota: t.Settings.SubscriptionQuota, AllowUnknownTypes: t.Settings.AllowUnknownTypes,
 			IngestRateLimit: t.Settings.IngestRateLimit, Alerts: t.Settings.Alerts,
-			OperationDeadlines: t.Settings.OperationDeadlines,
+			OperationDeadlines:       t.Settings.OperationDeadlines,
+			AllowPrivateDestinations: t.Settings.AllowPrivateDestinations,
 		},
 	}
 	if len(t.Settings.SourceAuth) > 0 {
@@ -101,13 +107,14 @@ const timeFormat = "2006-01-02T15:04:05.000Z07:00"
 
 // applySettings validates in and turns it into settings, keeping an
 // existing sealed password when a source entry omits its password.
-func (s *Service) applySettings(in *settingsInput, old tenancy.Settings, errs *fieldErrors) tenancy.Settings {
+func (s *Service) applySettings(ctx context.Context, in *settingsInput, old tenancy.Settings, errs *fieldErrors) tenancy.Settings {
 	if in == nil {
 		return old
 	}
 	out := tenancy.Settings{
 		SubscriptionQuota: in.SubscriptionQuota, AllowUnknownTypes: in.AllowUnknownTypes,
 		IngestRateLimit: in.IngestRateLimit, Alerts: in.Alerts, OperationDeadlines: in.OperationDeadlines,
+		AllowPrivateDestinations: applyPrivateDestinations(ctx, in.AllowPrivateDestinations, old.AllowPrivateDestinations, errs),
 	}
 	if in.SubscriptionQuota < 0 || in.SubscriptionQuota > 10000 {
 		errs.add("/settings/subscription_quota", "want 0 (the operator default) to 10000")
@@ -195,7 +202,7 @@ func (s *Service) createTenant(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	settings := s.applySettings(in.Settings, tenancy.Settings{}, &errs)
+	settings := s.applySettings(r.Context(), in.Settings, tenancy.Settings{}, &errs)
 	if p := errs.problem(); p != nil {
 		problem.Write(w, r, p)
 		return
@@ -339,7 +346,7 @@ func (s *Service) patchTenant(w http.ResponseWriter, r *http.Request) {
 		}
 		t.Name = *in.Name
 	}
-	t.Settings = s.applySettings(in.Settings, t.Settings, &errs)
+	t.Settings = s.applySettings(r.Context(), in.Settings, t.Settings, &errs)
 	if p := errs.problem(); p != nil {
 		problem.Write(w, r, p)
 		return

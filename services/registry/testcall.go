@@ -12,8 +12,7 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
-	"strings"
+	"net/netip"
 	"text/template"
 	"time"
 
@@ -30,15 +29,26 @@ const TestEventType = "herald.test"
 // maxTestAnswer is how much of the receiver's answer is returned.
 const maxTestAnswer = 1 << 10
 
-// testResult is the answer of POST .../test.
+// testResult is the answer of POST .../test. Error is Herald's own
+// description of ErrorClass: never the peer's bytes, which a non-HTTP
+// service would otherwise have echoed (a NATS INFO banner).
 type testResult struct {
-	WebhookID string `json:"webhook_id"`
-	Delivered bool   `json:"delivered"` // a 2xx answer
-	Status    int    `json:"status,omitempty"`
-	LatencyMS int64  `json:"latency_ms"`
-	Body      string `json:"body,omitempty"` // first 1 KiB of the answer
-	Error     string `json:"error,omitempty"`
+	WebhookID  string `json:"webhook_id"`
+	Delivered  bool   `json:"delivered"` // a 2xx answer
+	Status     int    `json:"status,omitempty"`
+	LatencyMS  int64  `json:"latency_ms"`
+	Body       string `json:"body,omitempty"` // first 1 KiB of an HTTP answer
+	ErrorClass string `json:"error_class,omitempty"`
+	Error      string `json:"error,omitempty"`
 }
+
+// Error classes of a test call besides urlguard's Fail* ones.
+const (
+	testClassHTTPStatus = "http_status" // the receiver answered, not 2xx
+	testClassRedirect   = "redirect"    // a 3xx, not followed
+	testClassPayload    = "payload"     // the subscription's template failed
+	testClassURL        = "invalid_url"
+)
 
 // testSubscription sends one signed herald.test notification now, through
 // the subscription's auth, headers, payload mode and the dial-time SSRF
@@ -74,7 +84,7 @@ func (s *Service) sendTest(ctx context.Context, sub subscription.Subscription) (
 	hdr := http.Header{}
 	body, err := s.renderBody(e, sub, data, hdr)
 	if err != nil {
-		return testResult{WebhookID: e.ID(), Error: err.Error()}, nil
+		return testResult{WebhookID: e.ID(), ErrorClass: testClassPayload, Error: err.Error()}, nil
 	}
 	signer, err := s.signer(sub, now)
 	if err != nil {
@@ -82,6 +92,13 @@ func (s *Service) sendTest(ctx context.Context, sub subscription.Subscription) (
 	}
 	signer.SetHeaders(hdr, e.ID(), now, body)
 	for k, v := range sub.Headers {
+		hdr.Set(k, v)
+	}
+	for k, h := range sub.SecretHeaders {
+		v, err := s.keys.Open(h.Sealed)
+		if err != nil {
+			return testResult{}, fmt.Errorf("open secret header %s: %w", k, err)
+		}
 		hdr.Set(k, v)
 	}
 	switch sub.Auth.Type {
@@ -107,7 +124,7 @@ func (s *Service) sendTest(ctx context.Context, sub subscription.Subscription) (
 
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, sub.URL, bytes.NewReader(body))
 	if err != nil {
-		return testResult{WebhookID: e.ID(), Error: "invalid URL"}, nil
+		return testResult{WebhookID: e.ID(), ErrorClass: testClassURL, Error: "invalid URL"}, nil
 	}
 	req.Header = hdr
 	start := time.Now()
@@ -115,15 +132,22 @@ func (s *Service) sendTest(ctx context.Context, sub subscription.Subscription) (
 	res := testResult{WebhookID: e.ID()}
 	if err != nil {
 		res.LatencyMS = time.Since(start).Milliseconds()
-		res.Error = redactURLError(err)
+		res.ErrorClass, res.Error = urlguard.Failure(err)
 		return res, nil
 	}
 	defer resp.Body.Close()
 	answer, _ := io.ReadAll(io.LimitReader(resp.Body, maxTestAnswer))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // let the connection be reused
 	res.LatencyMS = time.Since(start).Milliseconds()
-	res.Status, res.Body = resp.StatusCode, string(answer)
-	res.Delivered = resp.StatusCode >= 200 && resp.StatusCode < 300
+	res.Status, res.Body = resp.StatusCode, string(bytes.ToValidUTF8(answer, []byte("\uFFFD")))
+	switch {
+	case resp.StatusCode >= 200 && resp.StatusCode < 300:
+		res.Delivered = true
+	case resp.StatusCode >= 300 && resp.StatusCode < 400:
+		res.ErrorClass, res.Error = testClassRedirect, fmt.Sprintf("redirect %d not followed", resp.StatusCode)
+	default:
+		res.ErrorClass, res.Error = testClassHTTPStatus, fmt.Sprintf("status %d", resp.StatusCode)
+	}
 	return res, nil
 }
 
@@ -183,7 +207,11 @@ func (s *Service) signer(sub subscription.Subscription, now time.Time) (*webhook
 // resolved address, so DNS rebinding is caught), follows no redirect, uses
 // no proxy and gives up after TestTimeout.
 func (s *Service) testClient(sub subscription.Subscription) (*http.Client, error) {
-	dialer := &net.Dialer{Timeout: 10 * time.Second, Control: urlguard.DialControl(s.cfg.AllowCIDRs)}
+	var allow []netip.Prefix
+	if sub.OperatorAllowed {
+		allow = s.cfg.AllowCIDRs
+	}
+	dialer := &net.Dialer{Timeout: 10 * time.Second, Control: urlguard.DialControl(allow)}
 	tc := &tls.Config{MinVersion: tls.VersionTLS12}
 	if sub.Auth.ClientCertPEM != "" {
 		key, err := s.keys.Open(sub.Auth.ClientKeySealed)
@@ -210,20 +238,4 @@ func (s *Service) testClient(sub subscription.Subscription) (*http.Client, error
 		},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}, nil
-}
-
-// redactURLError drops the URL (its query may hold a token) from a client
-// error and keeps the cause.
-func redactURLError(err error) string {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		err = ue.Err
-	}
-	msg := err.Error()
-	if errors.Is(err, urlguard.ErrBlocked) {
-		if i := strings.Index(msg, "address "); i >= 0 {
-			msg = msg[i:]
-		}
-	}
-	return msg
 }
