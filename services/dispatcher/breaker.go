@@ -20,6 +20,9 @@ type breakers struct {
 	cooldown time.Duration
 	m        map[string]*breaker
 	slots    map[string]chan struct{}
+	// freed is when each host last gave a slot back: a host whose slots
+	// are all taken and none came back lately is stalled, not busy.
+	freed map[string]time.Time
 }
 
 type breaker struct {
@@ -28,7 +31,8 @@ type breaker struct {
 }
 
 func newBreakers(failures int, cooldown time.Duration) *breakers {
-	return &breakers{failures: failures, cooldown: cooldown, m: map[string]*breaker{}, slots: map[string]chan struct{}{}}
+	return &breakers{failures: failures, cooldown: cooldown, m: map[string]*breaker{}, slots: map[string]chan struct{}{},
+		freed: map[string]time.Time{}}
 }
 
 // openUntil returns the time the host's breaker closes, or zero when closed.
@@ -73,8 +77,12 @@ func (b *breakers) open(now time.Time) int {
 	return n
 }
 
-// acquire takes one of the host's concurrency slots without waiting; a
-// worker never blocks on a slow endpoint, it hands the pair back instead.
+// acquire takes one of the host's concurrency slots. When all are taken it
+// waits up to wait for one, but only while the host's POSTs are finishing
+// (a burst to a fast endpoint): a host that has not given a slot back for
+// wait is stalled (hung, or slower than its timeout), and its pair is
+// handed back at once, so that a dead endpoint holds at most its own
+// slots' workers and never the others'.
 func (b *breakers) acquire(ctx context.Context, host string, limit int, wait time.Duration) (release func(), ok bool) {
 	b.mu.Lock()
 	ch := b.slots[host]
@@ -82,17 +90,27 @@ func (b *breakers) acquire(ctx context.Context, host string, limit int, wait tim
 		ch = make(chan struct{}, limit)
 		b.slots[host] = ch
 	}
+	lastFreed := b.freed[host]
 	b.mu.Unlock()
+	release = func() {
+		<-ch
+		b.mu.Lock()
+		b.freed[host] = time.Now()
+		b.mu.Unlock()
+	}
 	select {
 	case ch <- struct{}{}:
-		return func() { <-ch }, true
+		return release, true
 	default:
+	}
+	if time.Since(lastFreed) > wait {
+		return nil, false
 	}
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
 	case ch <- struct{}{}:
-		return func() { <-ch }, true
+		return release, true
 	case <-t.C:
 		return nil, false
 	case <-ctx.Done():

@@ -54,7 +54,10 @@ var DefaultSchedule = []time.Duration{0, 5 * time.Second, 5 * time.Minute, 30 * 
 
 // Config is the dispatcher's settings.
 type Config struct {
-	// Workers posting concurrently per instance (HERALD_DISPATCHER_WORKERS, 64).
+	// Workers posting concurrently per instance (HERALD_DISPATCHER_WORKERS,
+	// 128). A hung endpoint holds at most EndpointConcurrency of them for
+	// a timeout each, so there are many more workers than one endpoint's
+	// slots; a worker is a goroutine and costs little while it waits.
 	Workers int
 	// PlanWorkers handling notifications concurrently (HERALD_DISPATCHER_PLAN_WORKERS, 32).
 	PlanWorkers int
@@ -89,7 +92,7 @@ type Config struct {
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
 	return Config{
-		Workers: 64, PlanWorkers: 32, Timeout: 15 * time.Second,
+		Workers: 128, PlanWorkers: 32, Timeout: 15 * time.Second,
 		Schedule: append([]time.Duration(nil), DefaultSchedule...), Jitter: 0.2,
 		EndpointConcurrency: 8, BreakerFailures: 5, BreakerCooldown: 30 * time.Second,
 		DisableAfter: 5 * 24 * time.Hour, ShutdownGrace: 10 * time.Second,

@@ -36,8 +36,9 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 	fs.SetOutput(stderr)
 	events := fs.Int("events", 2000, "events per phase")
 	subsList := fs.String("subs", "1,10,100", "subscriptions per event, one phase each")
-	rate := fs.Int("rate", 500, "events per second for the fixed-rate latency phase")
-	rateSecs := fs.Int("rate-seconds", 5, "length of the fixed-rate phase")
+	rates := fs.String("rate", "500x1,75x10", "fixed-rate latency phases, each EVENTS_PER_SECONDxSUBSCRIPTIONS (a bare number means x1)")
+	rateSecs := fs.Int("rate-seconds", 5, "length of each fixed-rate phase")
+	hung := fs.Bool("hung", true, "run the isolation phases: 9 healthy subscriptions alone, then with a 10th whose endpoint never answers")
 	conc := fs.Int("concurrency", 32, "concurrent ingest requests and bare client requests, and the embedded dispatcher's cap on concurrent POSTs to the receiver (unless HERALD_DISPATCHER_ENDPOINT_CONCURRENCY is set)")
 	jsonOut := fs.String("json", "bench.json", "write the results as JSON to this file (empty: don't)")
 	timeout := fs.Duration("timeout", 10*time.Minute, "give up after this long")
@@ -65,6 +66,20 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 				f.Close()
 			}
 		}()
+	}
+	type ratePhase struct{ rate, subs int }
+	var ratePhases []ratePhase
+	for _, r := range splitList(*rates) {
+		ev, subs, ok := strings.Cut(r, "x")
+		if !ok {
+			subs = "1"
+		}
+		e, err1 := strconv.Atoi(ev)
+		n, err2 := strconv.Atoi(subs)
+		if err1 != nil || err2 != nil || e < 1 || n < 1 || n > 1000 {
+			return fmt.Errorf("--rate: %q is not EVENTS_PER_SECONDxSUBSCRIPTIONS", r)
+		}
+		ratePhases = append(ratePhases, ratePhase{e, n})
 	}
 	subsCounts := []int{}
 	for _, s := range splitList(*subsList) {
@@ -153,11 +168,8 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 		if err := benchTenant(ctx, c, tenant); err != nil {
 			return err
 		}
-		for i := 0; i < n; i++ {
-			body, _ := json.Marshal(map[string]any{"url": rcv.url + "/" + tenant, "events": []string{"bench.*"}})
-			if err := c.do(ctx, "POST", "/v1/tenants/"+tenant+"/subscriptions", "application/json", body, nil); err != nil {
-				return fmt.Errorf("subscribe %d/%d: %w", i+1, n, err)
-			}
+		if err := benchSubscribe(ctx, c, tenant, rcv.url+"/"+tenant, n); err != nil {
+			return err
 		}
 		nEvents := *events
 		if n*nEvents > 50000 {
@@ -184,40 +196,85 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 		res.FanOut = append(res.FanOut, fr)
 	}
 
-	// Latency at a fixed moderate rate, one subscription.
-	{
-		tenant := "bench-rate"
+	// Latency at fixed moderate rates.
+	for _, rp := range ratePhases {
+		tenant := fmt.Sprintf("bench-rate%dx%d", rp.rate, rp.subs)
 		if err := benchTenant(ctx, c, tenant); err != nil {
 			return err
 		}
-		body, _ := json.Marshal(map[string]any{"url": rcv.url + "/" + tenant, "events": []string{"bench.*"}})
-		if err := c.do(ctx, "POST", "/v1/tenants/"+tenant+"/subscriptions", "application/json", body, nil); err != nil {
+		if err := benchSubscribe(ctx, c, tenant, rcv.url+"/"+tenant, rp.subs); err != nil {
 			return err
 		}
-		total := *rate * *rateSecs
-		phase := rcv.startPhase(tenant, total)
+		total := rp.rate * *rateSecs
+		phase := rcv.startPhase(tenant, total*rp.subs)
 		start := time.Now()
-		if err := paced(ctx, c, tenant, total, *rate, phase); err != nil {
+		if err := paced(ctx, c, tenant, total, rp.rate, phase); err != nil {
 			return err
 		}
 		if err := phase.wait(ctx); err != nil {
-			return fmt.Errorf("fixed rate: %w", err)
+			return fmt.Errorf("fixed rate %dx%d: %w", rp.rate, rp.subs, err)
 		}
 		fr := phase.result(time.Since(start))
 		fr.tenant = tenant
-		fr.Subscriptions, fr.Events = 1, total
-		res.FixedRate = &fr
-		res.FixedRateEventsPerSecond = *rate
+		fr.Subscriptions, fr.Events, fr.Rate = rp.subs, total, rp.rate
+		res.FixedRate = append(res.FixedRate, fr)
 		deliveries += int64(fr.Received)
+	}
+
+	// Isolation: nine healthy endpoints alone, then the same nine beside a
+	// tenth on another host that never answers (each POST to it runs into
+	// the dispatcher's timeout). The healthy nine should keep their pace.
+	if *hung {
+		hungURL, stopHung, err := hangingEndpoint()
+		if err != nil {
+			return err
+		}
+		defer stopHung()
+		for _, withHung := range []bool{false, true} {
+			tenant := "bench-healthy9"
+			if withHung {
+				tenant = "bench-hung1of10"
+			}
+			if err := benchTenant(ctx, c, tenant); err != nil {
+				return err
+			}
+			if err := benchSubscribe(ctx, c, tenant, rcv.url+"/"+tenant, 9); err != nil {
+				return err
+			}
+			if withHung {
+				if err := benchSubscribe(ctx, c, tenant, hungURL, 1); err != nil {
+					return err
+				}
+			}
+			nEvents := min(*events, 50000/10)
+			phase := rcv.startPhase(tenant, nEvents*9)
+			start := time.Now()
+			if _, err := ingest(ctx, c, tenant, "isolation", nEvents, 1, *conc, phase); err != nil {
+				return err
+			}
+			if err := phase.wait(ctx); err != nil {
+				return fmt.Errorf("isolation (hung endpoint %v): %w", withHung, err)
+			}
+			fr := phase.result(time.Since(start))
+			fr.tenant = tenant
+			fr.Subscriptions, fr.Events, fr.HungEndpoint = 9, nEvents, withHung
+			res.Isolation = append(res.Isolation, fr)
+			deliveries += int64(fr.Received)
+		}
+		if a, b := res.Isolation[0].DeliveriesPerSecond, res.Isolation[1].DeliveriesPerSecond; a > 0 {
+			res.IsolationKept = b / a
+		}
 	}
 	res.CPUSecondsPer1000Deliveries = (cpuSeconds() - cpu0) / float64(max(deliveries, 1)) * 1000
 	res.PeakRSSMiB = peakRSSMiB()
 
 	// The audit trail, read through the public API once the measured part
 	// is over, must record each pair delivered exactly once.
-	phases := []*phaseResult{res.FixedRate}
-	for i := range res.FanOut {
-		phases = append(phases, &res.FanOut[i])
+	var phases []*phaseResult
+	for _, list := range [][]phaseResult{res.FanOut, res.FixedRate, res.Isolation} {
+		for i := range list {
+			phases = append(phases, &list[i])
+		}
 	}
 	for _, f := range phases {
 		if f.Audited, f.DoubleRecorded, err = auditDelivered(ctx, c, f.tenant, f.Expected); err != nil {
@@ -233,7 +290,7 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		fmt.Fprintf(stdout, "\nwrote %s\n", *jsonOut)
 	}
-	for _, f := range append(res.FanOut, *res.FixedRate) {
+	for _, f := range phases {
 		if f.Lost > 0 || f.Duplicates > 0 || f.Audited != f.Expected || f.DoubleRecorded > 0 {
 			return fmt.Errorf("%d subscriptions: %d lost, %d duplicate deliveries, %d of %d pairs in the audit trail, %d recorded delivered twice",
 				f.Subscriptions, f.Lost, f.Duplicates, f.Audited, f.Expected, f.DoubleRecorded)
@@ -255,8 +312,11 @@ type benchResults struct {
 	IngestSingle                rateResult    `json:"ingest_single"`
 	IngestBatch100              rateResult    `json:"ingest_batch100"`
 	FanOut                      []phaseResult `json:"fan_out"`
-	FixedRateEventsPerSecond    int           `json:"fixed_rate_events_per_second"`
-	FixedRate                   *phaseResult  `json:"fixed_rate"`
+	FixedRate                   []phaseResult `json:"fixed_rate"`
+	// Isolation is nine healthy subscriptions alone, then beside a hung
+	// tenth; IsolationKept is the second's deliveries/s over the first's.
+	Isolation     []phaseResult `json:"isolation,omitempty"`
+	IsolationKept float64       `json:"isolation_kept,omitempty"`
 	CPUSecondsPer1000Deliveries float64       `json:"cpu_seconds_per_1000_deliveries"`
 	PeakRSSMiB                  float64       `json:"peak_rss_mib"`
 }
@@ -269,6 +329,8 @@ type rateResult struct {
 
 type phaseResult struct {
 	Subscriptions       int        `json:"subscriptions"`
+	Rate                int        `json:"events_per_second,omitempty"`
+	HungEndpoint        bool       `json:"hung_endpoint,omitempty"`
 	Events              int        `json:"events"`
 	Expected            int        `json:"expected_pairs"`
 	Received            int        `json:"received"`
@@ -431,6 +493,32 @@ func postRetrying(ctx context.Context, c *client, path, ct string, body []byte) 
 		return err
 	}
 	return errors.New("still throttled after 20 tries")
+}
+
+// benchSubscribe gives tenant n subscriptions to url for every bench event.
+func benchSubscribe(ctx context.Context, c *client, tenant, url string, n int) error {
+	for i := 0; i < n; i++ {
+		body, _ := json.Marshal(map[string]any{"url": url, "events": []string{"bench.*"}})
+		if err := c.do(ctx, "POST", "/v1/tenants/"+tenant+"/subscriptions", "application/json", body, nil); err != nil {
+			return fmt.Errorf("subscribe %s %d/%d: %w", tenant, i+1, n, err)
+		}
+	}
+	return nil
+}
+
+// hangingEndpoint is a receiver on its own host:port that reads each
+// request and never answers until the client gives up.
+func hangingEndpoint() (string, func(), error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	srv := service.NewHTTPServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		<-r.Context().Done()
+	}))
+	go func() { _ = srv.Serve(ln) }()
+	return "http://" + ln.Addr().String() + "/hung", func() { _ = srv.Close() }, nil
 }
 
 // paced posts total single events at rate per second.
@@ -640,11 +728,22 @@ func printBench(w io.Writer, r benchResults) {
 		fmt.Fprintf(tw, "saturation\t%d\t%d\t%.0f\t%.0f\t%.2f\t%.1f\t%.1f\t%.1f\t%d\t%d\t%d\t%d\n", f.Subscriptions, f.Expected,
 			f.DeliveriesPerSecond, f.Bare.PerSecond, f.RatioToBare, f.P50ms, f.P99ms, f.Maxms, f.Lost, f.Duplicates, f.Audited, f.DoubleRecorded)
 	}
-	if f := r.FixedRate; f != nil {
-		fmt.Fprintf(tw, "%d events/s\t%d\t%d\t%.0f\t-\t-\t%.1f\t%.1f\t%.1f\t%d\t%d\t%d\t%d\n", r.FixedRateEventsPerSecond, f.Subscriptions, f.Expected,
+	for _, f := range r.FixedRate {
+		fmt.Fprintf(tw, "%d events/s\t%d\t%d\t%.0f\t-\t-\t%.1f\t%.1f\t%.1f\t%d\t%d\t%d\t%d\n", f.Rate, f.Subscriptions, f.Expected,
+			f.DeliveriesPerSecond, f.P50ms, f.P99ms, f.Maxms, f.Lost, f.Duplicates, f.Audited, f.DoubleRecorded)
+	}
+	for _, f := range r.Isolation {
+		name := "9 healthy"
+		if f.HungEndpoint {
+			name = "9 + 1 hung"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t-\t-\t%.1f\t%.1f\t%.1f\t%d\t%d\t%d\t%d\n", name, f.Subscriptions, f.Expected,
 			f.DeliveriesPerSecond, f.P50ms, f.P99ms, f.Maxms, f.Lost, f.Duplicates, f.Audited, f.DoubleRecorded)
 	}
 	tw.Flush()
+	if len(r.Isolation) == 2 {
+		fmt.Fprintf(w, "\nwith one of ten endpoints hung, the other nine kept %.0f%% of their deliveries/s\n", 100*r.IsolationKept)
+	}
 	fmt.Fprintf(w, "\npeak RSS %.0f MiB, %.2f CPU seconds per 1000 deliveries (Herald and the load program share the process)\n",
 		r.PeakRSSMiB, r.CPUSecondsPer1000Deliveries)
 }

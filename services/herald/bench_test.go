@@ -20,7 +20,7 @@ func TestBenchSmallRun(t *testing.T) {
 	t.Parallel()
 	out := filepath.Join(t.TempDir(), "bench.json")
 	var stdout, stderr bytes.Buffer
-	args := []string{"--events", "30", "--subs", "1,3", "--rate", "20", "--rate-seconds", "1", "--concurrency", "4", "--sync-always=false", "--json", out}
+	args := []string{"--events", "30", "--subs", "1,3", "--rate", "20,10x3", "--rate-seconds", "1", "--concurrency", "4", "--sync-always=false", "--json", out}
 	if err := benchCmd(context.Background(), args, func(string) string { return "" }, &stdout, &stderr); err != nil {
 		t.Fatalf("bench: %v\n%s%s", err, stdout.String(), stderr.String())
 	}
@@ -35,10 +35,13 @@ func TestBenchSmallRun(t *testing.T) {
 	if err := json.Unmarshal(raw, &res); err != nil {
 		t.Fatal(err)
 	}
-	if len(res.FanOut) != 2 || res.FixedRate == nil {
-		t.Fatalf("phases: %d fan-out, fixed rate %v", len(res.FanOut), res.FixedRate)
+	if len(res.FanOut) != 2 || len(res.FixedRate) != 2 || len(res.Isolation) != 2 {
+		t.Fatalf("phases: %d fan-out, %d fixed rate, %d isolation", len(res.FanOut), len(res.FixedRate), len(res.Isolation))
 	}
-	for _, f := range append(res.FanOut, *res.FixedRate) {
+	if res.FixedRate[1].Rate != 10 || res.FixedRate[1].Subscriptions != 3 || !res.Isolation[1].HungEndpoint || res.IsolationKept <= 0 {
+		t.Errorf("phases not as asked: %+v %+v kept %v", res.FixedRate[1], res.Isolation[1], res.IsolationKept)
+	}
+	for _, f := range append(append(res.FanOut, res.FixedRate...), res.Isolation...) {
 		if f.Expected != f.Events*f.Subscriptions || f.Received != f.Expected || f.Lost != 0 || f.Duplicates != 0 {
 			t.Errorf("%d subs: %d events, %d pairs expected, %d received, %d lost, %d duplicates", f.Subscriptions, f.Events, f.Expected, f.Received, f.Lost, f.Duplicates)
 		}
