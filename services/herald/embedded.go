@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -29,6 +30,7 @@ import (
 	"github.com/heraldhq/herald/services/collector"
 	"github.com/heraldhq/herald/services/dispatcher"
 	"github.com/heraldhq/herald/services/engine"
+	"github.com/heraldhq/herald/services/herald/console"
 	"github.com/heraldhq/herald/services/registry"
 )
 
@@ -251,6 +253,8 @@ func runEmbedded(ctx context.Context, cfg Config, getenv func(string) string, st
 		}
 	}
 	mux := service.APIMux(ready, deps.Auth, svcs...)
+	mux.Handle("GET "+console.Prefix, console.Handler())
+	mux.Handle("GET /{$}", http.RedirectHandler(console.Prefix, http.StatusFound))
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.HTTPAddr, err)
