@@ -190,7 +190,14 @@ type faultRig struct {
 
 func newFaultRig(t *testing.T, natsURL string, env map[string]string, delay time.Duration) *faultRig {
 	t.Helper()
-	r := &faultRig{t: t, bin: serviceBinaries(t), natsURL: natsURL, env: env}
+	// Every group of two or more writes goes as one atomic batch, so that
+	// each fault lands on batches: staged and not committed, committed and
+	// not acknowledged, half of a notification's pairs published.
+	all := map[string]string{"HERALD_MIN_ATOMIC_BATCH": "2"}
+	for k, v := range env {
+		all[k] = v
+	}
+	r := &faultRig{t: t, bin: serviceBinaries(t), natsURL: natsURL, env: all}
 	r.rcv = newFaultReceiver(t, delay)
 	r.admin = connect(t, natsURL, "admin")
 	r.reg = r.start("registry", "registry", map[string]string{"HERALD_REGISTRY_ALLOW_CIDRS": "127.0.0.0/8"})

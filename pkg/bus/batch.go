@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -25,13 +26,15 @@ const (
 // its own limit (1000 messages by default).
 const DefaultMaxBatch = 256
 
-// MinAtomicBatch is the smallest batch sent as an atomic batch; smaller
-// ones are published message by message, all in flight at once. On one
-// server with file storage nats-server stages an atomic batch in a
+// DefaultMinAtomicBatch is the smallest batch sent as an atomic batch;
+// smaller ones are published message by message, all in flight at once.
+// On one server with file storage nats-server stages an atomic batch in a
 // temporary file store, which costs about as much as 10-20 fsynced writes
 // on the reference machine (BenchmarkDurableWrite), so a small atomic
-// batch would be slower than its messages sent one by one.
-const MinAtomicBatch = 16
+// batch would be slower than its messages sent one by one. On a replicated
+// stream the batch is staged in memory and proposed once: there a minimum
+// of 2 is right (HERALD_MIN_ATOMIC_BATCH).
+const DefaultMinAtomicBatch = 16
 
 // batchCommitTimeout bounds the wait for a batch's commit acknowledgement.
 const batchCommitTimeout = 10 * time.Second
@@ -59,8 +62,12 @@ type Batcher struct {
 	js     Publisher
 	stream string
 	max    int
-	log    *slog.Logger
-	in     chan *batchItem
+	// minAtomic is the smallest batch sent atomically.
+	minAtomic int
+	log       *slog.Logger
+	in        chan *batchItem
+	// closed is set when Run stops: later publishes go straight to js.
+	closed atomic.Bool
 }
 
 type batchItem struct {
@@ -77,7 +84,14 @@ func NewBatcher(nc *nats.Conn, js Publisher, stream string, max int, log *slog.L
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Batcher{nc: nc, js: js, stream: stream, max: max, log: log, in: make(chan *batchItem, 4*max)}
+	return &Batcher{nc: nc, js: js, stream: stream, max: max, minAtomic: DefaultMinAtomicBatch, log: log, in: make(chan *batchItem, 4*max)}
+}
+
+// WithMinAtomic sets the smallest batch sent atomically (at least 2) and
+// returns b.
+func (b *Batcher) WithMinAtomic(n int) *Batcher {
+	b.minAtomic = max(2, n)
+	return b
 }
 
 // PublishMsg stores msg with the next batch and returns its ack. It
@@ -108,6 +122,13 @@ func (b *Batcher) PublishMsg(ctx context.Context, msg *nats.Msg, opts ...jetstre
 // a goroutine of the batcher's, when the batch is stored or has failed. done
 // must not block.
 func (b *Batcher) Submit(ctx context.Context, msg *nats.Msg, done func(*jetstream.PubAck, error)) error {
+	if b.closed.Load() {
+		// A publish during or after a shutdown (an HTTP request still
+		// being answered) is stored on its own rather than left waiting.
+		ack, err := b.js.PublishMsg(ctx, msg)
+		done(ack, err)
+		return nil
+	}
 	select {
 	case b.in <- &batchItem{msg: msg, done: done}:
 		return nil
@@ -116,8 +137,12 @@ func (b *Batcher) Submit(ctx context.Context, msg *nats.Msg, done func(*jetstrea
 	}
 }
 
+// drainIdle is how long a stopping Batcher keeps answering publishes that
+// were queued as it stopped.
+const drainIdle = 100 * time.Millisecond
+
 // Run commits batches until ctx is cancelled, then commits what is queued
-// and returns nil.
+// (and what callers that saw it open still queue) and returns nil.
 func (b *Batcher) Run(ctx context.Context) error {
 	batch := make([]*batchItem, 0, b.max)
 	for {
@@ -125,12 +150,15 @@ func (b *Batcher) Run(ctx context.Context) error {
 		select {
 		case first = <-b.in:
 		case <-ctx.Done():
-			// Drain: callers that queued before the stop get an answer.
+			b.closed.Store(true)
+			idle := time.NewTimer(drainIdle)
+			defer idle.Stop()
 			for {
 				select {
 				case it := <-b.in:
 					b.commit(context.WithoutCancel(ctx), []*batchItem{it})
-				default:
+					idle.Reset(drainIdle)
+				case <-idle.C:
 					return nil
 				}
 			}
@@ -150,7 +178,7 @@ func (b *Batcher) Run(ctx context.Context) error {
 }
 
 func (b *Batcher) commit(ctx context.Context, batch []*batchItem) {
-	if len(batch) < MinAtomicBatch {
+	if len(batch) < b.minAtomic {
 		b.publishEach(ctx, batch)
 		return
 	}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/heraldhq/herald/pkg/apiauth"
+	"github.com/heraldhq/herald/pkg/bus"
 	"github.com/heraldhq/herald/pkg/contract"
 	"github.com/heraldhq/herald/pkg/secretbox"
 	"github.com/heraldhq/herald/pkg/telemetry"
@@ -37,6 +39,26 @@ type Deps struct {
 	Getenv func(string) string
 	// Metrics are Herald's instruments; nil in tests that do not measure.
 	Metrics *telemetry.Metrics
+}
+
+// EnvMinAtomicBatch sets the smallest group of writes that a service's
+// Batchers send as one atomic batch (bus.DefaultMinAtomicBatch; 2 suits
+// an R3 cluster, where a batch is staged in memory and proposed once).
+const EnvMinAtomicBatch = "HERALD_MIN_ATOMIC_BATCH"
+
+// Batcher returns a group committer for stream on the service's connection
+// (nil without one), set up from the service's environment.
+func (d Deps) Batcher(stream string, log *slog.Logger) *bus.Batcher {
+	if d.NC == nil || d.JS == nil {
+		return nil
+	}
+	b := bus.NewBatcher(d.NC, d.JS, stream, 0, log)
+	if d.Getenv != nil {
+		if n, err := strconv.Atoi(d.Getenv(EnvMinAtomicBatch)); err == nil && n > 0 {
+			b.WithMinAtomic(n)
+		}
+	}
+	return b
 }
 
 // Service is a long-running part of Herald. Run blocks until ctx is

@@ -97,6 +97,9 @@ type Service struct {
 	auth    apiauth.Authenticator
 	keyring *secretbox.Keyring
 	limits  *limiter
+	// events group-commits EVENTS writes across concurrent requests: each
+	// request still answers only once its events are stored.
+	events *bus.Batcher
 
 	tenants atomic.Pointer[jetstream.KeyValue]
 	keys    atomic.Pointer[apikey.Store]
@@ -122,6 +125,7 @@ func New(cfg Config, deps service.Deps) (*Service, error) {
 		metrics: deps.Metrics,
 		cfg:     cfg, nc: deps.NC, js: deps.JS, log: log.With("service", "collector"), topo: deps.Topology,
 		auth: auth, keyring: deps.Keys, limits: newLimiter(cfg.RateLimit, cfg.MaxBatch),
+		events: deps.Batcher(contract.StreamEvents, log),
 	}, nil
 }
 
@@ -156,6 +160,11 @@ func (s *Service) Run(ctx context.Context) error {
 		return err
 	}
 	s.tenants.Store(&tenants)
+	// Once stopped, the batcher hands requests still being answered during
+	// the shutdown straight to JetStream.
+	batcherDone := make(chan struct{})
+	go func() { defer close(batcherDone); _ = s.events.Run(ctx) }()
+	defer func() { <-batcherDone }()
 	stop, err := s.serveIngest(ctx)
 	if err != nil {
 		return err

@@ -79,7 +79,7 @@ func (s *Service) store(ctx context.Context, t tenancy.Tenant, items []item) ([]
 				// the event (notifications, audit) has a real one.
 				e.SetTime(time.Now().UTC())
 			}
-			ack, err := bus.PublishEvent(ctx, s.js, contract.EventSubject(t.ID, e.Type()), MsgID(t.ID, e.Source(), e.ID()), e)
+			ack, err := bus.PublishEvent(ctx, s.events, contract.EventSubject(t.ID, e.Type()), MsgID(t.ID, e.Source(), e.ID()), e)
 			if err != nil {
 				errOnce.Do(func() { firstErr = err; cancel() })
 				return

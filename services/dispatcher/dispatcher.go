@@ -38,7 +38,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/heraldhq/herald/pkg/apiauth"
@@ -197,7 +196,7 @@ type Service struct {
 
 	// Group committers (bus.Batcher): the pairs of the plan, the attempt
 	// records and the pair records each share fsyncs across workers.
-	nc                         *nats.Conn
+	deps                       service.Deps
 	pairs, attemptLog, records *bus.Batcher
 
 	state      jetstream.KeyValue
@@ -228,7 +227,7 @@ func New(cfg Config, deps service.Deps) (*Service, error) {
 		id = "d-" + hex.EncodeToString(b)
 	}
 	s := &Service{
-		cfg: cfg, js: deps.JS, nc: deps.NC, log: log.With("service", "dispatcher"), topo: deps.Topology, metrics: deps.Metrics,
+		cfg: cfg, js: deps.JS, deps: deps, log: log.With("service", "dispatcher"), topo: deps.Topology, metrics: deps.Metrics,
 		keys: deps.Keys, auth: deps.Auth, instance: id,
 		// The lease outlives one attempt plus bookkeeping, and is shorter
 		// than AckWait so a takeover never races a live owner.
@@ -312,9 +311,9 @@ func (s *Service) Run(ctx context.Context) error {
 	// The batchers outlive the consumers: a handler still settling during
 	// the drain gets its records stored, then the batchers stop.
 	bctx, stopBatchers := context.WithCancel(context.WithoutCancel(ctx))
-	s.pairs = bus.NewBatcher(s.nc, s.js, contract.StreamDeliveries, 0, s.log)
-	s.attemptLog = bus.NewBatcher(s.nc, s.js, contract.StreamAttempts, 0, s.log)
-	s.records = bus.NewBatcher(s.nc, s.js, stateStream, 0, s.log)
+	s.pairs = s.deps.Batcher(contract.StreamDeliveries, s.log)
+	s.attemptLog = s.deps.Batcher(contract.StreamAttempts, s.log)
+	s.records = s.deps.Batcher(stateStream, s.log)
 	var batchers sync.WaitGroup
 	for _, b := range []*bus.Batcher{s.pairs, s.attemptLog, s.records} {
 		batchers.Add(1)

@@ -58,7 +58,10 @@ import (
 // Config is the engine's settings.
 type Config struct {
 	// Workers is the number of events handled concurrently per consumer
-	// (HERALD_ENGINE_WORKERS, default 4).
+	// (HERALD_ENGINE_WORKERS, default 32). Order between events does not
+	// depend on it: every transition is a compare-and-set, and the alert
+	// state machine takes events in any order. More workers let more
+	// notifications share one fsync (the notifications Batcher).
 	Workers int
 	// OperationDeadline is the default deadline of an operation when neither
 	// the request nor the tenant says otherwise
@@ -71,7 +74,7 @@ type Config struct {
 
 // ConfigFromEnv reads HERALD_ENGINE_* variables.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
-	c := Config{Workers: 4, OperationDeadline: time.Hour}
+	c := Config{Workers: 32, OperationDeadline: time.Hour}
 	env := service.NewEnvReader(getenv)
 	env.Int("HERALD_ENGINE_WORKERS", &c.Workers)
 	env.Duration("HERALD_ENGINE_OPERATION_DEADLINE", &c.OperationDeadline)
@@ -105,6 +108,10 @@ type Service struct {
 	ops     jetstream.KeyValue
 	tenants atomic.Pointer[jetstream.KeyValue]
 	ready   atomic.Bool
+	// notifications is where notifications are published: a Batcher that
+	// group-commits them when the engine has its own connection.
+	notifications bus.Publisher
+	batcher       *bus.Batcher
 }
 
 // New returns an engine; Run provisions and starts it.
@@ -119,7 +126,11 @@ func New(cfg Config, deps service.Deps) (*Service, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Service{cfg: cfg, js: deps.JS, log: log.With("service", "engine"), topo: deps.Topology, metrics: deps.Metrics}, nil
+	s := &Service{cfg: cfg, js: deps.JS, log: log.With("service", "engine"), topo: deps.Topology, metrics: deps.Metrics, notifications: deps.JS}
+	if s.batcher = deps.Batcher(contract.StreamNotifications, s.log); s.batcher != nil {
+		s.notifications = s.batcher
+	}
+	return s, nil
 }
 
 // Name implements service.Service.
@@ -153,6 +164,14 @@ func (s *Service) Run(ctx context.Context) error {
 	timers, err := bus.EnsureConsumer(ctx, s.js, contract.StreamTimers, contract.EngineTimersConsumer())
 	if err != nil {
 		return err
+	}
+	if s.batcher != nil {
+		// Stopped after the consumers (deferred first, runs last): their
+		// in-flight handlers still publish through it.
+		bctx, stopBatcher := context.WithCancel(context.WithoutCancel(ctx))
+		batcherDone := make(chan struct{})
+		go func() { defer close(batcherDone); _ = s.batcher.Run(bctx) }()
+		defer func() { stopBatcher(); <-batcherDone }()
 	}
 	s.ready.Store(true)
 	defer s.ready.Store(false)

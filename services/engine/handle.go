@@ -232,7 +232,7 @@ func (s *Service) passthrough(ctx context.Context, tenant, eventID string, in ev
 		e.SetDataContentType(ct)
 		e.DataEncoded = data
 	}
-	_, err := bus.PublishEvent(ctx, s.js, contract.NotificationSubject(tenant, typ), id, e)
+	_, err := bus.PublishEvent(ctx, s.notifications, contract.NotificationSubject(tenant, typ), id, e)
 	if err == nil {
 		s.metrics.Notified(ctx, e.Type())
 	}

@@ -113,7 +113,7 @@ func (s *Service) publishNotification(ctx context.Context, tenant string, n aler
 	if err := e.SetData(event.ApplicationJSON, json.RawMessage(n.Data)); err != nil {
 		return err
 	}
-	_, err := bus.PublishEvent(ctx, s.js, contract.NotificationSubject(tenant, n.Type), n.ID, e)
+	_, err := bus.PublishEvent(ctx, s.notifications, contract.NotificationSubject(tenant, n.Type), n.ID, e)
 	if err == nil {
 		s.metrics.Notified(ctx, e.Type())
 	}

@@ -304,19 +304,19 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 const envEndpointConcurrency = "HERALD_DISPATCHER_ENDPOINT_CONCURRENCY"
 
 type benchResults struct {
-	Machine                     string        `json:"machine"`
-	SyncAlways                  bool          `json:"sync_always"`
-	Events                      int           `json:"events"`
-	Concurrency                 int           `json:"concurrency"`
-	EndpointConcurrency         int           `json:"dispatcher_endpoint_concurrency"`
-	IngestSingle                rateResult    `json:"ingest_single"`
-	IngestBatch100              rateResult    `json:"ingest_batch100"`
-	FanOut                      []phaseResult `json:"fan_out"`
-	FixedRate                   []phaseResult `json:"fixed_rate"`
+	Machine             string        `json:"machine"`
+	SyncAlways          bool          `json:"sync_always"`
+	Events              int           `json:"events"`
+	Concurrency         int           `json:"concurrency"`
+	EndpointConcurrency int           `json:"dispatcher_endpoint_concurrency"`
+	IngestSingle        rateResult    `json:"ingest_single"`
+	IngestBatch100      rateResult    `json:"ingest_batch100"`
+	FanOut              []phaseResult `json:"fan_out"`
+	FixedRate           []phaseResult `json:"fixed_rate"`
 	// Isolation is nine healthy subscriptions alone, then beside a hung
 	// tenth; IsolationKept is the second's deliveries/s over the first's.
-	Isolation     []phaseResult `json:"isolation,omitempty"`
-	IsolationKept float64       `json:"isolation_kept,omitempty"`
+	Isolation                   []phaseResult `json:"isolation,omitempty"`
+	IsolationKept               float64       `json:"isolation_kept,omitempty"`
 	CPUSecondsPer1000Deliveries float64       `json:"cpu_seconds_per_1000_deliveries"`
 	PeakRSSMiB                  float64       `json:"peak_rss_mib"`
 }
