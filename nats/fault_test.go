@@ -410,7 +410,7 @@ func TestFaultEngineRestartWithPendingDeadlines(t *testing.T) {
 }
 
 // startCluster runs three nodes from cluster.conf.
-func startCluster(t *testing.T) []*proc {
+func startCluster(t testing.TB) []*proc {
 	t.Helper()
 	nodes := make([]*proc, 3)
 	routes := make([]int, 3)

@@ -64,7 +64,36 @@ type proc struct {
 func (p *proc) url() string { return fmt.Sprintf("nats://127.0.0.1:%d", p.port) }
 
 // start runs the server and waits until it accepts client connections.
+// The client port is the server's identity and stays; the monitoring port
+// is not, and a restart that finds it taken meanwhile (another test's
+// outgoing connection got it from the ephemeral range) moves it.
 func (p *proc) start(t testing.TB) {
+	t.Helper()
+	for try := 0; ; try++ {
+		log, exited := p.startOnce(t)
+		if !exited {
+			return
+		}
+		b, _ := os.ReadFile(log)
+		if try < 3 && strings.Contains(string(b), "can't listen to the monitor port") {
+			conf, err := os.ReadFile(p.conf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			old := fmt.Sprintf("http_port: %d", p.mport)
+			p.mport = freePort(t)
+			if err := os.WriteFile(p.conf, []byte(strings.Replace(string(conf), old, fmt.Sprintf("http_port: %d", p.mport), 1)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		t.Fatalf("%s exited:\n%s", p.name, b)
+	}
+}
+
+// startOnce runs the server once: it returns the server's log and whether
+// it exited before accepting connections.
+func (p *proc) startOnce(t testing.TB) (logName string, exited bool) {
 	t.Helper()
 	cmd := exec.Command(serverBin, "-c", p.conf)
 	cmd.Env = os.Environ()
@@ -88,8 +117,8 @@ func (p *proc) start(t testing.TB) {
 	natstest.Eventually(t, 20*time.Second, func() error {
 		select {
 		case <-done:
-			b, _ := os.ReadFile(log.Name())
-			t.Fatalf("%s exited:\n%s", p.name, b)
+			exited = true
+			return nil
 		default:
 		}
 		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", p.port), time.Second)
@@ -98,6 +127,7 @@ func (p *proc) start(t testing.TB) {
 		}
 		return c.Close()
 	})
+	return log.Name(), exited
 }
 
 // kill stops the server at once (SIGKILL), as a crash would.
@@ -349,9 +379,17 @@ func TestSingleNodePermissions(t *testing.T) {
 	refused(t, dis, admin, contract.StreamEvents, contract.EventSubject("acme", "x"))
 	refused(t, dis, admin, contract.StreamNotifications, contract.NotificationSubject("acme", "x"))
 
-	// audit: reads the four streams, writes only AUDIT.
+	// audit: reads the four streams and DEADLETTERS, writes only AUDIT
+	// (and, like every consumer, DEADLETTERS).
 	aud := connect(t, p.url(), "audit")
-	must(t, "audit stream", bus.EnsureStreams(ctx, aud.js, contract.AuditStream(topo)))
+	must(t, "audit stream", bus.EnsureStreams(ctx, aud.js, contract.AuditStream(topo), contract.DeadLettersStream(topo)))
+	for _, c := range []struct {
+		user string
+		cl   *client
+	}{{"engine", eng}, {"dispatcher", dis}, {"audit", aud}} {
+		_, err = bus.PublishEvent(ctx, c.cl.js, contract.DeadLetterSubject("acme", c.user), "dl-"+c.user, ce("dl-"+c.user, "herald.deadletter"))
+		must(t, c.user+" sets a poison message aside", err)
+	}
 	_, err = bus.EnsureBucket(ctx, aud.js, contract.Bucket(contract.BucketAuditHeads, topo))
 	must(t, "audit heads", err)
 	for stream, cfg := range contract.AuditConsumers() {
