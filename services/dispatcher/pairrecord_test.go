@@ -34,7 +34,9 @@ func TestFirstDelivery(t *testing.T) {
 
 func TestDecidedByRecord(t *testing.T) {
 	now := time.Date(2026, 12, 3, 8, 0, 0, 0, time.UTC)
-	d := func(attempt int, replay string) payload.Delivery { return payload.Delivery{Attempt: attempt, Replay: replay} }
+	d := func(attempt int, replay string) payload.Delivery {
+		return payload.Delivery{Attempt: attempt, Replay: replay}
+	}
 	for _, c := range []struct {
 		name     string
 		st       *pairState
