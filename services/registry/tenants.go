@@ -172,17 +172,26 @@ func (s *Service) createTenant(w http.ResponseWriter, r *http.Request) {
 	if !validName(in.Name) {
 		errs.add("/name", "required, at most 200 characters")
 	}
+	// A missing kind follows from the parent: none makes an account, one a
+	// sub-account. A kind that is given must agree with the parent.
+	defaulted := ""
+	if in.Kind == "" {
+		in.Kind, defaulted = tenancy.KindAccount, " (the default kind without a parent)"
+		if in.Parent != "" {
+			in.Kind, defaulted = tenancy.KindSubaccount, " (the default kind with a parent; set kind to project for a project)"
+		}
+	}
 	want, kindOK := allowedParents[in.Kind]
 	if !kindOK {
-		errs.add("/kind", "want account, subaccount or project")
+		errs.add("/kind", "want account, subaccount or project (or omit it: account without a parent, subaccount with one)")
 	}
 	var parent tenancy.Tenant
 	switch {
 	case !kindOK:
 	case in.Kind == tenancy.KindAccount && in.Parent != "":
-		errs.add("/parent", "an account has no parent")
+		errs.add("/parent", "an account has no parent: omit parent, or set kind to subaccount or project")
 	case in.Kind != tenancy.KindAccount && in.Parent == "":
-		errs.add("/parent", "a %s needs a parent", in.Kind)
+		errs.add("/parent", "a %s needs a parent: name it, or omit kind to create an account", in.Kind)
 	case in.Parent != "":
 		var err error
 		parent, _, err = s.loadTenant(r.Context(), in.Parent)
@@ -198,7 +207,7 @@ func (s *Service) createTenant(w http.ResponseWriter, r *http.Request) {
 				okParent = okParent || parent.Kind == k
 			}
 			if !okParent {
-				errs.add("/parent", "a %s cannot belong to a %s", in.Kind, parent.Kind)
+				errs.add("/parent", "a %s%s cannot belong to a %s", in.Kind, defaulted, parent.Kind)
 			}
 		}
 	}
