@@ -51,6 +51,10 @@ type Config struct {
 	RotationOverlap time.Duration
 	// TestTimeout bounds a test call (HERALD_REGISTRY_TEST_TIMEOUT, 15s).
 	TestTimeout time.Duration
+	// AllowUnknownTypes lets every tenant subscribe to exact event types
+	// that are not in the catalog (HERALD_REGISTRY_ALLOW_UNKNOWN_TYPES,
+	// false; a tenant's allow_unknown_types does it for that tenant).
+	AllowUnknownTypes bool
 }
 
 // ConfigFromEnv reads HERALD_REGISTRY_* variables.
@@ -70,6 +74,13 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 			errs = append(errs, fmt.Errorf("HERALD_REGISTRY_ALLOW_CIDRS: %w", err))
 		}
 		c.AllowCIDRs = p
+	}
+	if v := getenv("HERALD_REGISTRY_ALLOW_UNKNOWN_TYPES"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("HERALD_REGISTRY_ALLOW_UNKNOWN_TYPES %q: want true or false", v))
+		}
+		c.AllowUnknownTypes = b
 	}
 	env := service.NewEnvReader(getenv)
 	env.Int("HERALD_REGISTRY_SUBSCRIPTION_QUOTA", &c.SubscriptionQuota)
@@ -209,6 +220,7 @@ func (s *Service) routes() []route {
 		{"POST /v1/tenants/{tenant}/subscriptions/{id}/rotate-secret", s.rotateSecret},
 		{"GET /v1/tenants/{tenant}/subscriptions/{id}/public-key", s.publicKey},
 		{"POST /v1/tenants/{tenant}/subscriptions/{id}/test", s.testSubscription},
+		{"GET /v1/event-types", s.listEventTypes},
 	}
 }
 

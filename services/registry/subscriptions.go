@@ -196,6 +196,7 @@ func (s *Service) apply(ctx context.Context, in subInput, sub *subscription.Subs
 				errs.add(fmt.Sprintf("/events/%d", i), `want an event type ("alert.opened"), a prefix pattern ("alert.*") or "*"`)
 			}
 		}
+		s.checkEventTypes(ctx, sub.Tenant, sub.Events, errs)
 	} else if create {
 		errs.add("/events", "required")
 	}
