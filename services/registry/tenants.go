@@ -217,10 +217,13 @@ func (s *Service) createTenant(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Creating a root needs the admin; a child, a caller who may act for
-	// the parent.
+	// the parent (its own tenant or one below it).
 	pr, _ := apiauth.FromContext(r.Context())
-	if (in.Parent == "" && !pr.Admin) || (in.Parent != "" && !pr.CanAccess(in.Parent)) {
-		problem.Write(w, r, problem.New(http.StatusForbidden, "this credential may not create this tenant"))
+	if in.Parent == "" && !pr.Admin {
+		problem.Write(w, r, problem.New(http.StatusForbidden, "only the operator's admin token may create an account (a tenant without a parent)"))
+		return
+	}
+	if in.Parent != "" && !apiauth.ForTenant(w, r, in.Parent) {
 		return
 	}
 	now := s.now().UTC()
@@ -301,10 +304,14 @@ func (s *Service) listTenants(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	parent, kind := r.URL.Query().Get("parent"), r.URL.Query().Get("kind")
+	parents := make(map[string]string, len(all))
+	for _, t := range all {
+		parents[t.ID] = t.Parent
+	}
 	byID := map[string]tenancy.Tenant{}
 	var keys []string
 	for _, t := range all {
-		if !pr.CanAccess(t.ID) || (parent != "" && t.Parent != parent) || (kind != "" && t.Kind != kind) {
+		if !visible(pr, t.ID, parents) || (parent != "" && t.Parent != parent) || (kind != "" && t.Kind != kind) {
 			continue
 		}
 		byID[t.ID] = t
@@ -316,6 +323,21 @@ func (s *Service) listTenants(w http.ResponseWriter, r *http.Request) {
 		out.Items = append(out.Items, viewTenant(byID[k]))
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// visible is Principal.MayActFor over the tenants already read: the caller's
+// own tenant and those below it.
+func visible(pr apiauth.Principal, id string, parents map[string]string) bool {
+	for range len(parents) + 1 {
+		if pr.CanAccess(id) {
+			return true
+		}
+		if pr.Tenant == "" || pr.Tree == nil || parents[id] == "" {
+			return false
+		}
+		id = parents[id]
+	}
+	return false
 }
 
 func (s *Service) allTenants(ctx context.Context) ([]tenancy.Tenant, error) {
