@@ -450,23 +450,19 @@ func (s *Service) createSubscription(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, p)
 		return
 	}
-	keys, err := listKeys(r.Context(), s.subKV(), t.ID+".*")
-	if err != nil {
-		internalError(w, r, s, "count subscriptions", err)
-		return
-	}
-	// Two concurrent creates on two instances may both pass this count;
-	// the quota is a guard against runaway use, not a billing boundary.
-	if limit := s.quota(t); len(keys) >= limit {
-		p := problem.New(http.StatusConflict, fmt.Sprintf("subscription quota reached: tenant %s may have at most %d subscriptions", t.ID, limit))
-		p.Type = "https://herald.dev/problems/quota-exceeded"
-		problem.Write(w, r, p)
-		return
-	}
 	sec, plain := s.newSecret()
 	sub.Auth.Secrets = []subscription.Secret{sec}
 	raw, _ := json.Marshal(sub)
-	if _, err := s.subKV().Create(r.Context(), subscription.Key(t.ID, sub.ID), raw); err != nil {
+	// createWithinQuota (quota.go) keeps the quota exact when creates race.
+	var eq *errQuota
+	switch err := s.createWithinQuota(r.Context(), sub, raw); {
+	case errors.As(err, &eq):
+		problem.Write(w, r, quotaProblem(t.ID, eq.limit))
+		return
+	case errors.Is(err, errNotFound):
+		problem.Write(w, r, problem.New(http.StatusNotFound, "tenant "+t.ID+" does not exist"))
+		return
+	case err != nil:
 		internalError(w, r, s, "store subscription", err)
 		return
 	}
