@@ -69,9 +69,12 @@ type Subscription struct {
 	// written by the operator, or by a tenant the operator enabled
 	// (tenancy.Settings.AllowPrivateDestinations). Without it the
 	// dispatcher and the test call dial global addresses only.
-	OperatorAllowed bool      `json:"operator_allowed,omitempty"`
-	CreatedAt       time.Time `json:"created_at"`
-	UpdatedAt       time.Time `json:"updated_at"`
+	OperatorAllowed bool `json:"operator_allowed,omitempty"`
+	// Handshake makes the registry run the CloudEvents abuse-protection
+	// handshake (OPTIONS) before accepting the URL.
+	Handshake bool      `json:"handshake,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // Auth holds how requests are signed and authenticated. Fields ending in

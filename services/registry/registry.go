@@ -22,6 +22,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -55,11 +56,18 @@ type Config struct {
 	// that are not in the catalog (HERALD_REGISTRY_ALLOW_UNKNOWN_TYPES,
 	// false; a tenant's allow_unknown_types does it for that tenant).
 	AllowUnknownTypes bool
+	// HandshakeOrigin is the WebHook-Request-Origin of the abuse-protection
+	// handshake: the DNS name receivers know Herald by
+	// (HERALD_REGISTRY_HANDSHAKE_ORIGIN, "herald"; empty means that).
+	HandshakeOrigin string
 }
 
 // ConfigFromEnv reads HERALD_REGISTRY_* variables.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
-	c := Config{SubscriptionQuota: 5, RotationOverlap: 24 * time.Hour, TestTimeout: 15 * time.Second}
+	c := Config{SubscriptionQuota: 5, RotationOverlap: 24 * time.Hour, TestTimeout: 15 * time.Second, HandshakeOrigin: "herald"}
+	if v := getenv("HERALD_REGISTRY_HANDSHAKE_ORIGIN"); v != "" {
+		c.HandshakeOrigin = v
+	}
 	var errs []error
 	if v := getenv("HERALD_REGISTRY_ALLOW_HTTP"); v != "" {
 		b, err := strconv.ParseBool(v)
@@ -97,6 +105,9 @@ func (c Config) Validate() error {
 	}
 	if c.RotationOverlap < 0 {
 		errs = append(errs, errors.New("registry rotation overlap must not be negative"))
+	}
+	if strings.ContainsAny(c.HandshakeOrigin, " \t\r\n,") {
+		errs = append(errs, fmt.Errorf("registry handshake origin %q: want a DNS name", c.HandshakeOrigin))
 	}
 	if c.TestTimeout <= 0 || c.TestTimeout > 5*time.Minute {
 		errs = append(errs, fmt.Errorf("registry test timeout %s: want (0, 5m]", c.TestTimeout))

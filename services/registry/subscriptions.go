@@ -41,6 +41,7 @@ type subInput struct {
 	Description        *string            `json:"description"`
 	Metadata           *map[string]string `json:"metadata"`
 	PropagateTrace     *bool              `json:"propagate_trace"`
+	Handshake          *bool              `json:"handshake"`
 }
 
 // authInput replaces every auth setting at once. A secret left empty keeps
@@ -77,6 +78,7 @@ type subView struct {
 	Metadata           map[string]string `json:"metadata,omitempty"`
 	PropagateTrace     bool              `json:"propagate_trace"`
 	OperatorAllowed    bool              `json:"operator_allowed,omitempty"`
+	Handshake          bool              `json:"handshake,omitempty"`
 	CreatedAt          string            `json:"created_at"`
 	UpdatedAt          string            `json:"updated_at"`
 }
@@ -117,7 +119,7 @@ func viewSub(s subscription.Subscription) subView {
 		IncludeSubaccounts: s.IncludeSubaccounts, Headers: viewHeaders(s), PayloadMode: s.PayloadMode,
 		Template: s.Template, RetryPolicy: s.RetryPolicy, RateLimit: s.RateLimit, Status: s.Status,
 		StatusReason: s.StatusReason, Description: s.Description, Metadata: s.Metadata,
-		PropagateTrace: s.PropagateTrace, OperatorAllowed: s.OperatorAllowed,
+		PropagateTrace: s.PropagateTrace, OperatorAllowed: s.OperatorAllowed, Handshake: s.Handshake,
 		CreatedAt: s.CreatedAt.UTC().Format(timeFormat), UpdatedAt: s.UpdatedAt.UTC().Format(timeFormat),
 		Auth: authView{
 			Type: a.Type, Username: a.Username, PasswordSet: a.PasswordSealed != "", TokenSet: a.TokenSealed != "",
@@ -304,6 +306,7 @@ func (s *Service) apply(ctx context.Context, in subInput, sub *subscription.Subs
 	} else if create {
 		sub.Auth.Type = subscription.AuthNone
 	}
+	s.runHandshake(ctx, in, sub, create, errs) // handshake.go; last, once the rest is valid
 }
 
 func (s *Service) applyAuth(in authInput, a *subscription.Auth, errs *fieldErrors) {
