@@ -6,6 +6,7 @@
 package subscription
 
 import (
+	"encoding/json"
 	"strings"
 	"time"
 )
@@ -75,6 +76,9 @@ type Subscription struct {
 	Handshake bool      `json:"handshake,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
+	// Outbox is the registry's CHANGES record of the write that stored this
+	// version, until it is published; readers ignore it.
+	Outbox json.RawMessage `json:"outbox,omitempty"`
 }
 
 // Auth holds how requests are signed and authenticated. Fields ending in

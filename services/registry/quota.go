@@ -50,10 +50,15 @@ type errQuota struct{ limit int }
 
 func (e *errQuota) Error() string { return fmt.Sprintf("quota of %d reached", e.limit) }
 
-// createWithinQuota stores sub's record (raw) unless the tenant is at its
-// subscription quota, which it returns as *errQuota.
-func (s *Service) createWithinQuota(ctx context.Context, sub subscription.Subscription, raw []byte) error {
+// createWithinQuota stores sub's record with its change (see outbox.go)
+// unless the tenant is at its subscription quota, which it returns as
+// *errQuota.
+func (s *Service) createWithinQuota(ctx context.Context, sub subscription.Subscription, change json.RawMessage) error {
 	key := subscription.Key(sub.Tenant, sub.ID)
+	raw, err := withOutbox(sub, change)
+	if err != nil {
+		return err
+	}
 	for round := range maxQuotaRounds {
 		if round > 0 {
 			select { // spread the racers out a little
@@ -87,6 +92,7 @@ func (s *Service) createWithinQuota(ctx context.Context, sub subscription.Subscr
 		}
 		_, err = s.tenantKV().Update(ctx, sub.Tenant, te.Value(), te.Revision())
 		if err == nil {
+			s.settle(ctx, s.subKV(), key, rev, raw)
 			return nil
 		}
 		s.dropOwn(ctx, key, rev)

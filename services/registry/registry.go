@@ -9,6 +9,11 @@
 // (pkg/secretbox) before they are stored, returned at most once, and never
 // logged, put in CHANGES or echoed in errors.
 //
+// Every write stores its CHANGES record in the written record ("outbox")
+// and publishes it afterwards, so a crash in between loses no change
+// (outbox.go); the subscription quota is exact under concurrent creates
+// (quota.go).
+//
 // Deleting a tenant that has sub-tenants or subscriptions answers 409,
 // unless ?cascade=true, which deletes the whole subtree and its
 // subscriptions (each deletion is recorded in CHANGES).
@@ -60,11 +65,16 @@ type Config struct {
 	// handshake: the DNS name receivers know Herald by
 	// (HERALD_REGISTRY_HANDSHAKE_ORIGIN, "herald"; empty means that).
 	HandshakeOrigin string
+	// OutboxSweep is how often the registry looks for changes a crashed
+	// request left in their records, and how old such a change must be
+	// (HERALD_REGISTRY_OUTBOX_SWEEP, 30s; below the 10-minute duplicate
+	// window of CHANGES).
+	OutboxSweep time.Duration
 }
 
 // ConfigFromEnv reads HERALD_REGISTRY_* variables.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
-	c := Config{SubscriptionQuota: 5, RotationOverlap: 24 * time.Hour, TestTimeout: 15 * time.Second, HandshakeOrigin: "herald"}
+	c := Config{SubscriptionQuota: 5, RotationOverlap: 24 * time.Hour, TestTimeout: 15 * time.Second, HandshakeOrigin: "herald", OutboxSweep: 30 * time.Second}
 	if v := getenv("HERALD_REGISTRY_HANDSHAKE_ORIGIN"); v != "" {
 		c.HandshakeOrigin = v
 	}
@@ -94,6 +104,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	env.Int("HERALD_REGISTRY_SUBSCRIPTION_QUOTA", &c.SubscriptionQuota)
 	env.Duration("HERALD_REGISTRY_ROTATION_OVERLAP", &c.RotationOverlap)
 	env.Duration("HERALD_REGISTRY_TEST_TIMEOUT", &c.TestTimeout)
+	env.Duration("HERALD_REGISTRY_OUTBOX_SWEEP", &c.OutboxSweep)
 	return c, errors.Join(append(errs, env.Err(), c.Validate())...)
 }
 
@@ -105,6 +116,9 @@ func (c Config) Validate() error {
 	}
 	if c.RotationOverlap < 0 {
 		errs = append(errs, errors.New("registry rotation overlap must not be negative"))
+	}
+	if c.OutboxSweep < 0 || c.OutboxSweep > 5*time.Minute {
+		errs = append(errs, fmt.Errorf("registry outbox sweep %s: want (0, 5m], 0 for the default 30s", c.OutboxSweep))
 	}
 	if strings.ContainsAny(c.HandshakeOrigin, " \t\r\n,") {
 		errs = append(errs, fmt.Errorf("registry handshake origin %q: want a DNS name", c.HandshakeOrigin))
@@ -146,6 +160,9 @@ func New(cfg Config, deps service.Deps) (*Service, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	if cfg.OutboxSweep == 0 {
+		cfg.OutboxSweep = 30 * time.Second
+	}
 	return &Service{
 		cfg: cfg, js: deps.JS, log: log.With("service", "registry"), topo: deps.Topology,
 		auth: deps.Auth, keys: deps.Keys, now: time.Now,
@@ -164,7 +181,8 @@ func (s *Service) Ready() error {
 	return nil
 }
 
-// Run ensures the CHANGES stream and both buckets, then waits for ctx.
+// Run ensures the CHANGES stream and both buckets, then sweeps outboxes
+// until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
 	for {
 		err := s.provision(ctx)
@@ -180,7 +198,7 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	s.ready.Store(true)
 	s.log.InfoContext(ctx, "ready")
-	<-ctx.Done()
+	s.sweepLoop(ctx) // until ctx ends: changes left in records by crashed requests (outbox.go)
 	return nil
 }
 

@@ -455,10 +455,11 @@ func (s *Service) createSubscription(w http.ResponseWriter, r *http.Request) {
 	}
 	sec, plain := s.newSecret()
 	sub.Auth.Secrets = []subscription.Secret{sec}
-	raw, _ := json.Marshal(sub)
-	// createWithinQuota (quota.go) keeps the quota exact when creates race.
+	v := viewSub(sub)
+	// createWithinQuota (quota.go) keeps the quota exact when creates race
+	// and stores the change with the record (outbox.go).
 	var eq *errQuota
-	switch err := s.createWithinQuota(r.Context(), sub, raw); {
+	switch err := s.createWithinQuota(r.Context(), sub, s.newChange(r.Context(), t.ID, "subscription", sub.ID, "created", nil, v)); {
 	case errors.As(err, &eq):
 		problem.Write(w, r, quotaProblem(t.ID, eq.limit))
 		return
@@ -469,8 +470,6 @@ func (s *Service) createSubscription(w http.ResponseWriter, r *http.Request) {
 		internalError(w, r, s, "store subscription", err)
 		return
 	}
-	v := viewSub(sub)
-	s.recordChange(r.Context(), t.ID, "subscription", sub.ID, "created", nil, v)
 	s.log.InfoContext(r.Context(), "subscription created", "tenant", t.ID, "subscription_id", sub.ID)
 	w.Header().Set("Location", "/v1/tenants/"+t.ID+"/subscriptions/"+sub.ID)
 	writeJSON(w, http.StatusCreated, struct {
@@ -493,6 +492,9 @@ func (s *Service) loadSub(ctx context.Context, tenant, id string) (subscription.
 	}
 	if err := json.Unmarshal(e.Value(), &sub); err != nil {
 		return sub, 0, fmt.Errorf("decode subscription %s: %w", id, err)
+	}
+	if pendingDelete(sub.Outbox) {
+		return sub, 0, errNotFound // deleted; the sweeper finishes it (outbox.go)
 	}
 	return sub, e.Revision(), nil
 }
@@ -566,8 +568,8 @@ func (s *Service) store(w http.ResponseWriter, r *http.Request, before, sub subs
 	sub.UpdatedAt = s.now().UTC()
 	s.reseal(&sub.Auth)
 	s.sealHeaders(&sub)
-	raw, _ := json.Marshal(sub)
-	if _, err := s.subKV().Update(r.Context(), subscription.Key(sub.Tenant, sub.ID), raw, rev); err != nil {
+	change := s.newChange(r.Context(), sub.Tenant, "subscription", sub.ID, action, viewSub(before), viewSub(sub))
+	if err := s.write(r.Context(), s.subKV(), subscription.Key(sub.Tenant, sub.ID), rev, sub, before.Outbox, change); err != nil {
 		if errors.Is(err, jetstream.ErrKeyExists) {
 			problem.Write(w, r, problem.New(http.StatusConflict, "the subscription changed meanwhile; read it and try again"))
 			return false
@@ -575,7 +577,6 @@ func (s *Service) store(w http.ResponseWriter, r *http.Request, before, sub subs
 		internalError(w, r, s, "store subscription", err)
 		return false
 	}
-	s.recordChange(r.Context(), sub.Tenant, "subscription", sub.ID, action, viewSub(before), viewSub(sub))
 	return true
 }
 
@@ -609,7 +610,8 @@ func (s *Service) deleteSubscription(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if err := s.subKV().Delete(r.Context(), subscription.Key(sub.Tenant, sub.ID), jetstream.LastRevision(rev)); err != nil {
+	change := s.newChange(r.Context(), sub.Tenant, "subscription", sub.ID, "deleted", viewSub(sub), nil)
+	if err := s.write(r.Context(), s.subKV(), subscription.Key(sub.Tenant, sub.ID), rev, sub, sub.Outbox, change); err != nil {
 		if errors.Is(err, jetstream.ErrKeyExists) {
 			problem.Write(w, r, problem.New(http.StatusConflict, "the subscription changed meanwhile; try again"))
 			return
@@ -617,7 +619,6 @@ func (s *Service) deleteSubscription(w http.ResponseWriter, r *http.Request) {
 		internalError(w, r, s, "delete subscription", err)
 		return
 	}
-	s.recordChange(r.Context(), sub.Tenant, "subscription", sub.ID, "deleted", viewSub(sub), nil)
 	w.WriteHeader(http.StatusNoContent)
 }
 

@@ -228,8 +228,9 @@ func (s *Service) createTenant(w http.ResponseWriter, r *http.Request) {
 	}
 	now := s.now().UTC()
 	t := tenancy.Tenant{ID: in.ID, Name: in.Name, Kind: in.Kind, Parent: in.Parent, Settings: settings, CreatedAt: now, UpdatedAt: now}
-	raw, _ := json.Marshal(t)
-	if _, err := s.tenantKV().Create(r.Context(), t.ID, raw); err != nil {
+	v := viewTenant(t)
+	change := s.newChange(r.Context(), t.ID, "tenant", t.ID, "created", nil, v)
+	if err := s.write(r.Context(), s.tenantKV(), t.ID, 0, t, nil, change); err != nil {
 		if errors.Is(err, jetstream.ErrKeyExists) {
 			problem.Write(w, r, problem.New(http.StatusConflict, "tenant "+t.ID+" already exists"))
 			return
@@ -237,8 +238,6 @@ func (s *Service) createTenant(w http.ResponseWriter, r *http.Request) {
 		internalError(w, r, s, "store tenant", err)
 		return
 	}
-	v := viewTenant(t)
-	s.recordChange(r.Context(), t.ID, "tenant", t.ID, "created", nil, v)
 	s.log.InfoContext(r.Context(), "tenant created", "tenant", t.ID, "kind", t.Kind)
 	w.Header().Set("Location", "/v1/tenants/"+t.ID)
 	writeJSON(w, http.StatusCreated, v)
@@ -260,6 +259,9 @@ func (s *Service) loadTenant(ctx context.Context, id string) (tenancy.Tenant, ui
 	}
 	if err := json.Unmarshal(e.Value(), &t); err != nil {
 		return t, 0, fmt.Errorf("decode tenant %s: %w", id, err)
+	}
+	if pendingDelete(t.Outbox) {
+		return t, 0, errNotFound // deleted; the sweeper finishes it (outbox.go)
 	}
 	return t, e.Revision(), nil
 }
@@ -383,8 +385,9 @@ func (s *Service) patchTenant(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t.UpdatedAt = s.now().UTC()
-	raw, _ := json.Marshal(t)
-	if _, err := s.tenantKV().Update(r.Context(), t.ID, raw, rev); err != nil {
+	v := viewTenant(t)
+	change := s.newChange(r.Context(), t.ID, "tenant", t.ID, "updated", before, v)
+	if err := s.write(r.Context(), s.tenantKV(), t.ID, rev, t, t.Outbox, change); err != nil {
 		if errors.Is(err, jetstream.ErrKeyExists) {
 			problem.Write(w, r, problem.New(http.StatusConflict, "the tenant changed meanwhile; read it and try again"))
 			return
@@ -392,8 +395,6 @@ func (s *Service) patchTenant(w http.ResponseWriter, r *http.Request) {
 		internalError(w, r, s, "store tenant", err)
 		return
 	}
-	v := viewTenant(t)
-	s.recordChange(r.Context(), t.ID, "tenant", t.ID, "updated", before, v)
 	writeJSON(w, http.StatusOK, v)
 }
 
@@ -443,25 +444,25 @@ func (s *Service) deleteTenant(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		for _, k := range subs {
-			sub, _, err := s.loadSub(r.Context(), id, k[len(id)+1:])
+			sub, rev, err := s.loadSub(r.Context(), id, k[len(id)+1:])
 			if err != nil {
 				continue
 			}
-			if err := s.subKV().Delete(r.Context(), k); err != nil {
+			change := s.newChange(r.Context(), id, "subscription", sub.ID, "deleted", viewSub(sub), nil)
+			if err := s.write(r.Context(), s.subKV(), k, rev, sub, sub.Outbox, change); err != nil {
 				internalError(w, r, s, "delete subscription", err)
 				return
 			}
-			s.recordChange(r.Context(), id, "subscription", sub.ID, "deleted", viewSub(sub), nil)
 		}
-		x, _, err := s.loadTenant(r.Context(), id)
+		x, rev, err := s.loadTenant(r.Context(), id)
 		if err != nil {
 			continue
 		}
-		if err := s.tenantKV().Delete(r.Context(), id); err != nil {
+		change := s.newChange(r.Context(), id, "tenant", id, "deleted", viewTenant(x), nil)
+		if err := s.write(r.Context(), s.tenantKV(), id, rev, x, x.Outbox, change); err != nil {
 			internalError(w, r, s, "delete tenant", err)
 			return
 		}
-		s.recordChange(r.Context(), id, "tenant", id, "deleted", viewTenant(x), nil)
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
