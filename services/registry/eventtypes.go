@@ -58,12 +58,21 @@ func (s *Service) checkEventTypes(ctx context.Context, tenant string, events []s
 	for _, e := range all {
 		byName[e.Name] = e
 	}
+	// Whether custom types are allowed is read once, and only if needed.
+	var (
+		custom    *bool
+		customErr error
+	)
 	customOK := func() (bool, error) {
 		if s.cfg.AllowUnknownTypes {
 			return true, nil
 		}
-		t, _, err := s.loadTenant(ctx, tenant)
-		return t.Settings.AllowUnknownTypes, err
+		if custom == nil {
+			t, _, err := s.loadTenant(ctx, tenant)
+			ok := t.Settings.AllowUnknownTypes
+			custom, customErr = &ok, err
+		}
+		return *custom, customErr
 	}
 	for i, name := range events {
 		if name == "*" || strings.HasSuffix(name, ".*") || !validPattern(name) {
