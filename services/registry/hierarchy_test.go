@@ -63,7 +63,9 @@ func TestParentKeyManagesItsSubtree(t *testing.T) {
 		}
 		return out
 	}
-	sub := map[string]any{"url": "http://127.0.0.1:9/h", "events": []string{"alert.*"}}
+	// A global address: a key may not register the operator's allow-listed
+	// ranges. Registration resolves and classifies it; nothing dials it.
+	sub := map[string]any{"url": "https://8.8.8.8/hook", "events": []string{"alert.*"}}
 
 	// Down: the account's key acts on the whole subtree.
 	expect(acmeKey, "GET", "/v1/tenants/acme-eu", nil, http.StatusOK)
