@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -117,16 +118,16 @@ func sniffJSON(body []byte) sniffed {
 	var probe struct {
 		SpecVersion *json.RawMessage `json:"specversion"`
 	}
-	trimmed := strings.TrimLeft(string(body), " \t\r\n")
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
 	switch {
-	case strings.HasPrefix(trimmed, "{"):
+	case bytes.HasPrefix(trimmed, []byte("{")):
 		if err := json.Unmarshal(body, &probe); err != nil {
 			return sniffMalformed
 		}
 		if probe.SpecVersion != nil {
 			return sniffEvent
 		}
-	case strings.HasPrefix(trimmed, "["):
+	case bytes.HasPrefix(trimmed, []byte("[")):
 		var raws []json.RawMessage
 		if json.Unmarshal(body, &raws) != nil {
 			return sniffMalformed
