@@ -78,6 +78,9 @@ func (s *Service) createWithinQuota(ctx context.Context, sub subscription.Subscr
 		if err != nil {
 			return err
 		}
+		if pendingDelete(t.Outbox) {
+			return errNotFound // being deleted (outbox.go)
+		}
 		limit := s.quota(t)
 		keys, err := listKeys(ctx, s.subKV(), sub.Tenant+".*")
 		if err != nil {
