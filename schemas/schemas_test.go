@@ -61,3 +61,42 @@ func TestValidateNamesPointer(t *testing.T) {
 		t.Error("accepted malformed JSON")
 	}
 }
+
+// The catalog covers the kinds of types a subscriber meets, each with its
+// schema and example, and leaves out Herald's stream records.
+func TestCatalog(t *testing.T) {
+	entries, err := Catalog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]Entry{}
+	for _, e := range entries {
+		byName[e.Name] = e
+		if e.Description == "" || len(e.Schema) == 0 || len(e.Example) == 0 {
+			t.Errorf("%s: description, schema or example missing", e.Name)
+		}
+		if strings.HasPrefix(e.Name, "herald.") {
+			t.Errorf("%s: Herald's stream records are not event types", e.Name)
+		}
+		for _, b := range e.Becomes {
+			if !Known(b) {
+				t.Errorf("%s becomes %s, which has no schema", e.Name, b)
+			}
+		}
+	}
+	for name, cat := range map[string]string{
+		"vmanage.alarm": CategorySource, "device.operation.result": CategorySource, "clc.server": CategorySource,
+		"alert.opened": CategoryAlert, "alert.resolved": CategoryAlert, "operation.timed_out": CategoryOperation,
+		"server.deleted": CategoryResource, "account.created": CategoryResource,
+		"subscription.disabled": CategoryHerald, "endpoint.disabled": CategoryHerald,
+	} {
+		e, ok := byName[name]
+		if !ok {
+			t.Errorf("%s is not in the catalog", name)
+			continue
+		}
+		if e.Category != cat || e.Delivered != (cat != CategorySource) {
+			t.Errorf("%s: category %s delivered %v, want %s", name, e.Category, e.Delivered, cat)
+		}
+	}
+}

@@ -1,6 +1,8 @@
 // Package apiauth authenticates HTTP API callers. The operator's admin token
-// may do anything; a tenant API key (issued by the collector) may act only
-// for its own tenant. Handlers read the Principal from the request context.
+// may do anything; a tenant API key (issued by the collector) may act for
+// its own tenant and, through the tenant hierarchy, for the tenants below it
+// (an account's sub-accounts and projects), never for its parents or
+// siblings. Handlers read the Principal from the request context.
 package apiauth
 
 import (
@@ -8,8 +10,10 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/heraldhq/herald/pkg/problem"
 )
@@ -21,11 +25,59 @@ type Principal struct {
 	Actor  string
 	Admin  bool
 	Tenant string // set for tenant API keys
+	// Tree, when set, lets a tenant principal act below its tenant.
+	Tree Hierarchy
 }
 
-// CanAccess reports whether p may act for tenant.
+// Hierarchy reads the tenant tree.
+type Hierarchy interface {
+	// Parent returns tenant's parent, "" for a root. It returns
+	// ErrUnknownTenant when there is no such tenant; other errors mean the
+	// tree could not be read.
+	Parent(ctx context.Context, tenant string) (string, error)
+}
+
+// ErrUnknownTenant is a Hierarchy's answer for a tenant that does not exist.
+var ErrUnknownTenant = errors.New("apiauth: unknown tenant")
+
+// maxDepth bounds the walk up the tree, so a corrupt (cyclic) tree cannot
+// loop; real trees are an account, a few sub-account levels and a project.
+const maxDepth = 32
+
+// CanAccess reports whether p may act for tenant without reading the tree:
+// the admin for every tenant, a tenant principal for its own.
 func (p Principal) CanAccess(tenant string) bool {
 	return p.Admin || (p.Tenant != "" && p.Tenant == tenant)
+}
+
+// MayActFor reports whether p may act for tenant: as CanAccess, and also,
+// when p has a Tree, for every tenant below p's own (walking up from tenant
+// to a root). An error means the tree could not be read.
+func (p Principal) MayActFor(ctx context.Context, tenant string) (bool, error) {
+	if p.CanAccess(tenant) {
+		return true, nil
+	}
+	if p.Tenant == "" || p.Tree == nil || tenant == "" {
+		return false, nil
+	}
+	t := tenant
+	for range maxDepth {
+		parent, err := p.Tree.Parent(ctx, t)
+		if errors.Is(err, ErrUnknownTenant) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		switch parent {
+		case "":
+			return false, nil
+		case p.Tenant:
+			return true, nil
+		}
+		t = parent
+	}
+	return false, nil
 }
 
 // ErrNoCredentials means the request carries no credential this
@@ -126,13 +178,33 @@ func (c Chain) Authenticate(r *http.Request) (Principal, error) {
 	return Principal{}, ErrNoCredentials
 }
 
-// ForTenant answers 403 unless the caller may act for tenant, and reports
+// ForTenant answers 403 unless the caller may act for tenant (see
+// Principal.MayActFor), 503 if the tenant tree cannot be read, and reports
 // whether the handler may go on.
 func ForTenant(w http.ResponseWriter, r *http.Request, tenant string) bool {
 	p, ok := FromContext(r.Context())
-	if !ok || !p.CanAccess(tenant) {
+	if !ok {
 		problem.Write(w, r, problem.New(http.StatusForbidden, "this credential may not act for tenant "+tenant))
 		return false
 	}
+	may, err := p.MayActFor(r.Context(), tenant)
+	if err != nil {
+		pr := problem.New(http.StatusServiceUnavailable, "could not read the tenant hierarchy to authorise the request; retry shortly")
+		pr.RetryAfter = 2 * time.Second
+		problem.Write(w, r, pr)
+		return false
+	}
+	if !may {
+		problem.Write(w, r, problem.New(http.StatusForbidden, Forbidden(p, tenant)))
+		return false
+	}
 	return true
+}
+
+// Forbidden is the 403 detail for p acting on tenant.
+func Forbidden(p Principal, tenant string) string {
+	if p.Tenant != "" {
+		return fmt.Sprintf("this credential may not act for tenant %s: an API key of %s acts for %s and the tenants below it, not for its parents or siblings", tenant, p.Tenant, p.Tenant)
+	}
+	return "this credential may not act for tenant " + tenant
 }

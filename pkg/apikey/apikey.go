@@ -1,7 +1,8 @@
 // Package apikey issues, lists, revokes and checks tenant API keys. A key
 // looks like "hk_<key id>_<secret>" and is shown once, at creation; the KV
 // bucket "api-keys" stores only the SHA-256 of the secret, keyed by key id,
-// with the tenant it belongs to. A key acts for its own tenant only.
+// with the tenant it belongs to. A key acts for its own tenant and the
+// tenants below it in the hierarchy.
 package apikey
 
 import (
@@ -195,11 +196,14 @@ type Authenticator struct {
 	js    jetstream.KeyValueManager
 	mu    sync.Mutex
 	store *Store
+	tree  *tree
 }
 
-// NewAuthenticator returns an authenticator over js's api-keys bucket.
+// NewAuthenticator returns an authenticator over js's api-keys bucket. Its
+// principals carry the tenants bucket as their apiauth.Hierarchy, so a key
+// may also act for the tenants below its own.
 func NewAuthenticator(js jetstream.JetStream) apiauth.Authenticator {
-	return &Authenticator{js: js}
+	return &Authenticator{js: js, tree: &tree{js: js}}
 }
 
 // lookupTimeout bounds one key check so that a NATS outage fails the request
@@ -222,7 +226,7 @@ func (a *Authenticator) Authenticate(r *http.Request) (apiauth.Principal, error)
 	if err != nil {
 		return apiauth.Principal{}, fmt.Errorf("%w: %v", apiauth.ErrBadCredentials, err)
 	}
-	return apiauth.Principal{Actor: "apikey:" + rec.Tenant + "/" + rec.ID, Tenant: rec.Tenant}, nil
+	return apiauth.Principal{Actor: "apikey:" + rec.Tenant + "/" + rec.ID, Tenant: rec.Tenant, Tree: a.tree}, nil
 }
 
 func (a *Authenticator) open(ctx context.Context) (*Store, error) {

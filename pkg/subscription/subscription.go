@@ -6,6 +6,7 @@
 package subscription
 
 import (
+	"encoding/json"
 	"strings"
 	"time"
 )
@@ -69,9 +70,15 @@ type Subscription struct {
 	// written by the operator, or by a tenant the operator enabled
 	// (tenancy.Settings.AllowPrivateDestinations). Without it the
 	// dispatcher and the test call dial global addresses only.
-	OperatorAllowed bool      `json:"operator_allowed,omitempty"`
-	CreatedAt       time.Time `json:"created_at"`
-	UpdatedAt       time.Time `json:"updated_at"`
+	OperatorAllowed bool `json:"operator_allowed,omitempty"`
+	// Handshake makes the registry run the CloudEvents abuse-protection
+	// handshake (OPTIONS) before accepting the URL.
+	Handshake bool      `json:"handshake,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+	// Outbox is the registry's CHANGES record of the write that stored this
+	// version, until it is published; readers ignore it.
+	Outbox json.RawMessage `json:"outbox,omitempty"`
 }
 
 // Auth holds how requests are signed and authenticated. Fields ending in

@@ -3,7 +3,10 @@
 // sub-account, project) and the per-tenant settings.
 package tenancy
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Tenant kinds.
 const (
@@ -21,6 +24,9 @@ type Tenant struct {
 	Settings  Settings  `json:"settings"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
+	// Outbox is the registry's CHANGES record of the write that stored this
+	// version, until it is published; readers ignore it.
+	Outbox json.RawMessage `json:"outbox,omitempty"`
 }
 
 // Settings are the tenant's knobs. Zero values mean "the default".

@@ -22,6 +22,7 @@ func (s *Service) Routes(mux *http.ServeMux) {
 	mux.Handle("GET /v1/tenants/{tenant}/deliveries", s.guard(s.serveDeliveries))
 	mux.Handle("GET /v1/tenants/{tenant}/audit", s.guard(s.serveAudit))
 	mux.Handle("GET /v1/tenants/{tenant}/audit/verify", s.guard(s.serveVerify))
+	mux.Handle("GET /v1/tenants/{tenant}/notifications/{id}", s.guard(s.serveNotification))
 }
 
 func (s *Service) guard(h func(w http.ResponseWriter, r *http.Request, tenant string)) http.Handler {

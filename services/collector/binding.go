@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -60,8 +61,85 @@ func decodeHTTP(h http.Header, body []byte, maxBatch int) ([]item, bool, *proble
 		}
 		return []item{{ev: e}}, false, nil
 	}
-	p := problem.New(http.StatusUnsupportedMediaType, "send a CloudEvent: Content-Type "+mediaStructured+" (structured), "+mediaBatch+" (batch), or ce-specversion and ce-* headers (binary)")
-	return nil, false, p
+	if media == "application/json" {
+		// Most tools send application/json: a body that is itself a
+		// CloudEvent (or an array of them) is taken as structured (or batch)
+		// mode rather than refused for its label.
+		switch sniffJSON(body) {
+		case sniffEvent:
+			var e event.Event
+			if err := json.Unmarshal(body, &e); err != nil {
+				return nil, false, problem.Invalid("the body is not a structured CloudEvent", problem.FieldError{Pointer: "", Detail: err.Error()})
+			}
+			return []item{{ev: e}}, false, nil
+		case sniffBatch:
+			items, p := decodeBatch(body, maxBatch)
+			return items, true, p
+		case sniffMalformed:
+			var v any
+			err := json.Unmarshal(body, &v)
+			return nil, false, problem.Invalid("the application/json body is not valid JSON", problem.FieldError{Pointer: "", Detail: err.Error()})
+		}
+	}
+	return nil, false, notACloudEvent(media)
+}
+
+// acceptedForms names the three ways to send a CloudEvent, for the 415.
+const acceptedForms = "send a CloudEvent in one of three forms: structured (Content-Type " + mediaStructured +
+	", or application/json, with a JSON object holding specversion), batch (Content-Type " + mediaBatch +
+	", or application/json, with a JSON array of such objects), or binary (ce-specversion, ce-id, ce-source and ce-type headers, the data as the body)"
+
+func notACloudEvent(media string) *problem.Problem {
+	got := "no Content-Type"
+	switch {
+	case media == "application/json":
+		got = "an application/json body that is neither a JSON object with specversion nor an array of them"
+	case media != "":
+		got = "Content-Type " + media + " without ce-specversion"
+	}
+	return problem.New(http.StatusUnsupportedMediaType, "the request is not a CloudEvent ("+got+"); "+acceptedForms)
+}
+
+type sniffed int
+
+const (
+	sniffNone      sniffed = iota
+	sniffEvent             // a JSON object with a specversion member
+	sniffBatch             // a JSON array whose elements include such an object
+	sniffMalformed         // starts as a JSON object or array but does not parse
+)
+
+// sniffJSON tells whether an application/json body is a structured
+// CloudEvent or a batch. It decodes only the top level and the elements'
+// member names, so the full decode that follows reports the precise errors.
+// A batch needs only one element with specversion: the others are then
+// rejected one by one with their pointers, which helps more than a 415.
+func sniffJSON(body []byte) sniffed {
+	var probe struct {
+		SpecVersion *json.RawMessage `json:"specversion"`
+	}
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	switch {
+	case bytes.HasPrefix(trimmed, []byte("{")):
+		if err := json.Unmarshal(body, &probe); err != nil {
+			return sniffMalformed
+		}
+		if probe.SpecVersion != nil {
+			return sniffEvent
+		}
+	case bytes.HasPrefix(trimmed, []byte("[")):
+		var raws []json.RawMessage
+		if json.Unmarshal(body, &raws) != nil {
+			return sniffMalformed
+		}
+		for _, raw := range raws {
+			probe.SpecVersion = nil
+			if json.Unmarshal(raw, &probe) == nil && probe.SpecVersion != nil {
+				return sniffBatch
+			}
+		}
+	}
+	return sniffNone
 }
 
 func decodeBatch(body []byte, maxBatch int) ([]item, *problem.Problem) {

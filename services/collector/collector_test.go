@@ -647,3 +647,64 @@ func TestConfigFromEnv(t *testing.T) {
 		t.Errorf("want both errors, got %v", err)
 	}
 }
+
+// TestApplicationJSON: what most HTTP tools send. A JSON object with
+// specversion is a structured CloudEvent and an array of them a batch; any
+// other body is a 415 that names the three accepted forms.
+func TestApplicationJSON(t *testing.T) {
+	t.Parallel()
+	h := start(t, natstest.Run(t), testConfig())
+
+	code, _, b := h.post(t, "/v1/tenants/acme/events", "application/json; charset=utf-8", structured)
+	if code != http.StatusAccepted {
+		t.Fatalf("structured as application/json: %d %s", code, b)
+	}
+	if r := decodeResponse(t, b); r.Accepted != 1 || r.Results[0].ID != "evt-1" {
+		t.Errorf("structured response %+v", r)
+	}
+	if e := lastEvent(t, h.ns.JS, "events.acme.server.rebooted"); e.ID() != "evt-1" || !bytes.Contains(e.Data(), []byte("RTR-42")) {
+		t.Errorf("stored %v", e)
+	}
+
+	batch := `[{"specversion":"1.0","id":"j-1","source":"s","type":"batch.item"},{"id":"j-2"}]`
+	code, _, b = h.post(t, "/v1/tenants/acme/events", "application/json", batch)
+	if code != http.StatusAccepted {
+		t.Fatalf("batch as application/json: %d %s", code, b)
+	}
+	r := decodeResponse(t, b)
+	if len(r.Results) != 2 || r.Results[0].Status != statusAccepted || r.Results[1].Status != statusRejected || r.Results[1].Pointer == "" {
+		t.Errorf("batch results %+v", r.Results)
+	}
+
+	for _, c := range []struct{ name, ct, body string }{
+		{"object without specversion", "application/json", `{"id":"x","source":"s","type":"a.b"}`},
+		{"array without events", "application/json", `[1,{"id":"x"}]`},
+		{"a JSON string", "application/json", `"hello"`},
+		{"text", "text/plain", structured},
+		{"no content type", "", structured},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			code, _, b := h.post(t, "/v1/tenants/acme/events", c.ct, c.body)
+			if code != http.StatusUnsupportedMediaType {
+				t.Fatalf("status %d, want 415: %s", code, b)
+			}
+			var p problemDoc
+			if err := json.Unmarshal(b, &p); err != nil {
+				t.Fatal(err)
+			}
+			for _, form := range []string{"structured", mediaStructured, "batch", mediaBatch, "binary", "ce-specversion", "application/json"} {
+				if !strings.Contains(p.Detail, form) {
+					t.Errorf("415 detail does not name %q: %s", form, p.Detail)
+				}
+			}
+		})
+	}
+
+	code, _, b = h.post(t, "/v1/tenants/acme/events", "application/json", `{"specversion":"1.0",`)
+	if code != http.StatusBadRequest || !strings.Contains(string(b), "not valid JSON") {
+		t.Errorf("malformed application/json: %d %s", code, b)
+	}
+	if n := streamCount(t, h.ns.JS); n != 2 {
+		t.Errorf("stream holds %d events, want 2", n)
+	}
+}

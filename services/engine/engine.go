@@ -3,7 +3,9 @@
 // "engine-timers"), keeps alert and operation state in the KV buckets
 // "alerts" and "operations", and writes notifications to NOTIFICATIONS and
 // deadline timers to TIMERS. It owns NOTIFICATIONS, TIMERS and both buckets;
-// it reads the "tenants" bucket for per-tenant settings.
+// it reads the "tenants" bucket for per-tenant settings. Its HTTP API
+// (api.go) reads the buckets back: a tenant's alerts with their recent
+// transitions, and one operation's state by protocol UUID.
 //
 // Exactly-once effect. Every transition is a KV compare-and-set on the
 // alert's or operation's record, and the notifications it causes are stored
@@ -50,6 +52,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/heraldhq/herald/pkg/apiauth"
 	"github.com/heraldhq/herald/pkg/bus"
 	"github.com/heraldhq/herald/pkg/contract"
 	"github.com/heraldhq/herald/pkg/service"
@@ -104,6 +107,7 @@ type Service struct {
 	js      jetstream.JetStream
 	log     *slog.Logger
 	topo    contract.Topology
+	auth    apiauth.Authenticator
 	alerts  jetstream.KeyValue
 	ops     jetstream.KeyValue
 	tenants atomic.Pointer[jetstream.KeyValue]
@@ -126,7 +130,7 @@ func New(cfg Config, deps service.Deps) (*Service, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Service{cfg: cfg, js: deps.JS, log: log.With("service", "engine"), topo: deps.Topology, metrics: deps.Metrics, notifications: deps.JS}
+	s := &Service{cfg: cfg, js: deps.JS, log: log.With("service", "engine"), topo: deps.Topology, auth: deps.Auth, metrics: deps.Metrics, notifications: deps.JS}
 	if s.batcher = deps.Batcher(contract.StreamNotifications, s.log); s.batcher != nil {
 		s.notifications = s.batcher
 	}

@@ -102,9 +102,12 @@ func configFromEnv(getenv func(string) string) (Config, error) {
 // on its own: the embedded NATS port is on loopback too. Explicit
 // environment wins.
 var devDefaults = map[string]string{
-	"HERALD_REGISTRY_ALLOW_HTTP":    "true",
-	"HERALD_REGISTRY_ALLOW_CIDRS":   "127.0.0.0/8,::1/128",
-	"HERALD_DISPATCHER_ALLOW_CIDRS": "127.0.0.0/8,::1/128",
+	"HERALD_REGISTRY_ALLOW_HTTP":  "true",
+	"HERALD_REGISTRY_ALLOW_CIDRS": "127.0.0.0/8,::1/128",
+	// Free-form types such as the walkthrough's server.rebooted pass
+	// through; misspelt catalog names are still refused.
+	"HERALD_REGISTRY_ALLOW_UNKNOWN_TYPES": "true",
+	"HERALD_DISPATCHER_ALLOW_CIDRS":       "127.0.0.0/8,::1/128",
 }
 
 func withDefaults(getenv func(string) string, defaults map[string]string) func(string) string {

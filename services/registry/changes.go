@@ -1,18 +1,11 @@
 package registry
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"reflect"
-	"time"
 
-	"github.com/cloudevents/sdk-go/v2/event"
-
-	"github.com/heraldhq/herald/pkg/apiauth"
-	"github.com/heraldhq/herald/pkg/bus"
-	"github.com/heraldhq/herald/pkg/contract"
 	"github.com/heraldhq/herald/pkg/payload"
 )
 
@@ -96,43 +89,6 @@ func redact(k string, v any) any {
 		return redacted
 	}
 	return scrub(map[string]any{k: v}).(map[string]any)[k]
-}
-
-// recordChange publishes a CHANGES record. The change is already stored,
-// so a failed publish is retried briefly and then logged: the record is
-// lost, not the change. (An outbox would close that gap.)
-func (s *Service) recordChange(ctx context.Context, tenant, entity, id, action string, before, after any) {
-	actor := "unknown"
-	if p, ok := apiauth.FromContext(ctx); ok && p.Actor != "" {
-		actor = p.Actor
-	}
-	ch := payload.Change{
-		Tenant: tenant, Entity: entity, EntityID: id, Action: action, Actor: actor,
-		At: s.now().UTC(), Diff: diff(before, after),
-	}
-	if len(ch.Diff) == 0 {
-		ch.Diff = nil
-	}
-	e := event.New()
-	e.SetID(newID("chg"))
-	e.SetSource(Source)
-	e.SetType(payload.TypeChangePrefix + entity + "." + action)
-	e.SetSubject(id)
-	e.SetTime(ch.At)
-	e.SetExtension("tenant", tenant)
-	_ = e.SetData(event.ApplicationJSON, ch)
-	ctx = context.WithoutCancel(ctx)
-	var err error
-	for i := range 3 {
-		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err = bus.PublishEvent(pctx, s.js, contract.ChangeSubject(tenant, entity), e.ID(), e)
-		cancel()
-		if err == nil {
-			return
-		}
-		time.Sleep(time.Duration(i+1) * 200 * time.Millisecond)
-	}
-	s.log.ErrorContext(ctx, "record change", "tenant", tenant, "entity", entity, "entity_id", id, "action", action, "error", err)
 }
 
 // newID returns prefix + "_" + 16 random bytes in hex: a subject token.

@@ -9,6 +9,11 @@
 // (pkg/secretbox) before they are stored, returned at most once, and never
 // logged, put in CHANGES or echoed in errors.
 //
+// Every write stores its CHANGES record in the written record ("outbox")
+// and publishes it afterwards, so a crash in between loses no change
+// (outbox.go); the subscription quota is exact under concurrent creates
+// (quota.go).
+//
 // Deleting a tenant that has sub-tenants or subscriptions answers 409,
 // unless ?cascade=true, which deletes the whole subtree and its
 // subscriptions (each deletion is recorded in CHANGES).
@@ -22,6 +27,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -51,11 +57,27 @@ type Config struct {
 	RotationOverlap time.Duration
 	// TestTimeout bounds a test call (HERALD_REGISTRY_TEST_TIMEOUT, 15s).
 	TestTimeout time.Duration
+	// AllowUnknownTypes lets every tenant subscribe to exact event types
+	// that are not in the catalog (HERALD_REGISTRY_ALLOW_UNKNOWN_TYPES,
+	// false; a tenant's allow_unknown_types does it for that tenant).
+	AllowUnknownTypes bool
+	// HandshakeOrigin is the WebHook-Request-Origin of the abuse-protection
+	// handshake: the DNS name receivers know Herald by
+	// (HERALD_REGISTRY_HANDSHAKE_ORIGIN, "herald"; empty means that).
+	HandshakeOrigin string
+	// OutboxSweep is how often the registry looks for changes a crashed
+	// request left in their records, and how old such a change must be
+	// (HERALD_REGISTRY_OUTBOX_SWEEP, 30s; below the 10-minute duplicate
+	// window of CHANGES).
+	OutboxSweep time.Duration
 }
 
 // ConfigFromEnv reads HERALD_REGISTRY_* variables.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
-	c := Config{SubscriptionQuota: 5, RotationOverlap: 24 * time.Hour, TestTimeout: 15 * time.Second}
+	c := Config{SubscriptionQuota: 5, RotationOverlap: 24 * time.Hour, TestTimeout: 15 * time.Second, HandshakeOrigin: "herald", OutboxSweep: 30 * time.Second}
+	if v := getenv("HERALD_REGISTRY_HANDSHAKE_ORIGIN"); v != "" {
+		c.HandshakeOrigin = v
+	}
 	var errs []error
 	if v := getenv("HERALD_REGISTRY_ALLOW_HTTP"); v != "" {
 		b, err := strconv.ParseBool(v)
@@ -71,10 +93,18 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		}
 		c.AllowCIDRs = p
 	}
+	if v := getenv("HERALD_REGISTRY_ALLOW_UNKNOWN_TYPES"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("HERALD_REGISTRY_ALLOW_UNKNOWN_TYPES %q: want true or false", v))
+		}
+		c.AllowUnknownTypes = b
+	}
 	env := service.NewEnvReader(getenv)
 	env.Int("HERALD_REGISTRY_SUBSCRIPTION_QUOTA", &c.SubscriptionQuota)
 	env.Duration("HERALD_REGISTRY_ROTATION_OVERLAP", &c.RotationOverlap)
 	env.Duration("HERALD_REGISTRY_TEST_TIMEOUT", &c.TestTimeout)
+	env.Duration("HERALD_REGISTRY_OUTBOX_SWEEP", &c.OutboxSweep)
 	return c, errors.Join(append(errs, env.Err(), c.Validate())...)
 }
 
@@ -86,6 +116,12 @@ func (c Config) Validate() error {
 	}
 	if c.RotationOverlap < 0 {
 		errs = append(errs, errors.New("registry rotation overlap must not be negative"))
+	}
+	if c.OutboxSweep < 0 || c.OutboxSweep > 5*time.Minute {
+		errs = append(errs, fmt.Errorf("registry outbox sweep %s: want (0, 5m], 0 for the default 30s", c.OutboxSweep))
+	}
+	if strings.ContainsAny(c.HandshakeOrigin, " \t\r\n,") {
+		errs = append(errs, fmt.Errorf("registry handshake origin %q: want a DNS name", c.HandshakeOrigin))
 	}
 	if c.TestTimeout <= 0 || c.TestTimeout > 5*time.Minute {
 		errs = append(errs, fmt.Errorf("registry test timeout %s: want (0, 5m]", c.TestTimeout))
@@ -124,6 +160,9 @@ func New(cfg Config, deps service.Deps) (*Service, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	if cfg.OutboxSweep == 0 {
+		cfg.OutboxSweep = 30 * time.Second
+	}
 	return &Service{
 		cfg: cfg, js: deps.JS, log: log.With("service", "registry"), topo: deps.Topology,
 		auth: deps.Auth, keys: deps.Keys, now: time.Now,
@@ -142,7 +181,8 @@ func (s *Service) Ready() error {
 	return nil
 }
 
-// Run ensures the CHANGES stream and both buckets, then waits for ctx.
+// Run ensures the CHANGES stream and both buckets, then sweeps outboxes
+// until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
 	for {
 		err := s.provision(ctx)
@@ -158,7 +198,7 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	s.ready.Store(true)
 	s.log.InfoContext(ctx, "ready")
-	<-ctx.Done()
+	s.sweepLoop(ctx) // until ctx ends: changes left in records by crashed requests (outbox.go)
 	return nil
 }
 
@@ -209,6 +249,7 @@ func (s *Service) routes() []route {
 		{"POST /v1/tenants/{tenant}/subscriptions/{id}/rotate-secret", s.rotateSecret},
 		{"GET /v1/tenants/{tenant}/subscriptions/{id}/public-key", s.publicKey},
 		{"POST /v1/tenants/{tenant}/subscriptions/{id}/test", s.testSubscription},
+		{"GET /v1/event-types", s.listEventTypes},
 	}
 }
 

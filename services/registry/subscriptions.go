@@ -41,6 +41,7 @@ type subInput struct {
 	Description        *string            `json:"description"`
 	Metadata           *map[string]string `json:"metadata"`
 	PropagateTrace     *bool              `json:"propagate_trace"`
+	Handshake          *bool              `json:"handshake"`
 }
 
 // authInput replaces every auth setting at once. A secret left empty keeps
@@ -77,6 +78,7 @@ type subView struct {
 	Metadata           map[string]string `json:"metadata,omitempty"`
 	PropagateTrace     bool              `json:"propagate_trace"`
 	OperatorAllowed    bool              `json:"operator_allowed,omitempty"`
+	Handshake          bool              `json:"handshake,omitempty"`
 	CreatedAt          string            `json:"created_at"`
 	UpdatedAt          string            `json:"updated_at"`
 }
@@ -117,7 +119,7 @@ func viewSub(s subscription.Subscription) subView {
 		IncludeSubaccounts: s.IncludeSubaccounts, Headers: viewHeaders(s), PayloadMode: s.PayloadMode,
 		Template: s.Template, RetryPolicy: s.RetryPolicy, RateLimit: s.RateLimit, Status: s.Status,
 		StatusReason: s.StatusReason, Description: s.Description, Metadata: s.Metadata,
-		PropagateTrace: s.PropagateTrace, OperatorAllowed: s.OperatorAllowed,
+		PropagateTrace: s.PropagateTrace, OperatorAllowed: s.OperatorAllowed, Handshake: s.Handshake,
 		CreatedAt: s.CreatedAt.UTC().Format(timeFormat), UpdatedAt: s.UpdatedAt.UTC().Format(timeFormat),
 		Auth: authView{
 			Type: a.Type, Username: a.Username, PasswordSet: a.PasswordSealed != "", TokenSet: a.TokenSealed != "",
@@ -196,6 +198,7 @@ func (s *Service) apply(ctx context.Context, in subInput, sub *subscription.Subs
 				errs.add(fmt.Sprintf("/events/%d", i), `want an event type ("alert.opened"), a prefix pattern ("alert.*") or "*"`)
 			}
 		}
+		s.checkEventTypes(ctx, sub.Tenant, sub.Events, errs)
 	} else if create {
 		errs.add("/events", "required")
 	}
@@ -303,6 +306,7 @@ func (s *Service) apply(ctx context.Context, in subInput, sub *subscription.Subs
 	} else if create {
 		sub.Auth.Type = subscription.AuthNone
 	}
+	s.runHandshake(ctx, in, sub, create, errs) // handshake.go; last, once the rest is valid
 }
 
 func (s *Service) applyAuth(in authInput, a *subscription.Auth, errs *fieldErrors) {
@@ -449,28 +453,23 @@ func (s *Service) createSubscription(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, p)
 		return
 	}
-	keys, err := listKeys(r.Context(), s.subKV(), t.ID+".*")
-	if err != nil {
-		internalError(w, r, s, "count subscriptions", err)
-		return
-	}
-	// Two concurrent creates on two instances may both pass this count;
-	// the quota is a guard against runaway use, not a billing boundary.
-	if limit := s.quota(t); len(keys) >= limit {
-		p := problem.New(http.StatusConflict, fmt.Sprintf("subscription quota reached: tenant %s may have at most %d subscriptions", t.ID, limit))
-		p.Type = "https://herald.dev/problems/quota-exceeded"
-		problem.Write(w, r, p)
-		return
-	}
 	sec, plain := s.newSecret()
 	sub.Auth.Secrets = []subscription.Secret{sec}
-	raw, _ := json.Marshal(sub)
-	if _, err := s.subKV().Create(r.Context(), subscription.Key(t.ID, sub.ID), raw); err != nil {
+	v := viewSub(sub)
+	// createWithinQuota (quota.go) keeps the quota exact when creates race
+	// and stores the change with the record (outbox.go).
+	var eq *errQuota
+	switch err := s.createWithinQuota(r.Context(), sub, s.newChange(r.Context(), t.ID, "subscription", sub.ID, "created", nil, v)); {
+	case errors.As(err, &eq):
+		problem.Write(w, r, quotaProblem(t.ID, eq.limit))
+		return
+	case errors.Is(err, errNotFound):
+		problem.Write(w, r, problem.New(http.StatusNotFound, "tenant "+t.ID+" does not exist"))
+		return
+	case err != nil:
 		internalError(w, r, s, "store subscription", err)
 		return
 	}
-	v := viewSub(sub)
-	s.recordChange(r.Context(), t.ID, "subscription", sub.ID, "created", nil, v)
 	s.log.InfoContext(r.Context(), "subscription created", "tenant", t.ID, "subscription_id", sub.ID)
 	w.Header().Set("Location", "/v1/tenants/"+t.ID+"/subscriptions/"+sub.ID)
 	writeJSON(w, http.StatusCreated, struct {
@@ -493,6 +492,9 @@ func (s *Service) loadSub(ctx context.Context, tenant, id string) (subscription.
 	}
 	if err := json.Unmarshal(e.Value(), &sub); err != nil {
 		return sub, 0, fmt.Errorf("decode subscription %s: %w", id, err)
+	}
+	if pendingDelete(sub.Outbox) {
+		return sub, 0, errNotFound // deleted; the sweeper finishes it (outbox.go)
 	}
 	return sub, e.Revision(), nil
 }
@@ -566,8 +568,8 @@ func (s *Service) store(w http.ResponseWriter, r *http.Request, before, sub subs
 	sub.UpdatedAt = s.now().UTC()
 	s.reseal(&sub.Auth)
 	s.sealHeaders(&sub)
-	raw, _ := json.Marshal(sub)
-	if _, err := s.subKV().Update(r.Context(), subscription.Key(sub.Tenant, sub.ID), raw, rev); err != nil {
+	change := s.newChange(r.Context(), sub.Tenant, "subscription", sub.ID, action, viewSub(before), viewSub(sub))
+	if err := s.write(r.Context(), s.subKV(), subscription.Key(sub.Tenant, sub.ID), rev, sub, before.Outbox, change); err != nil {
 		if errors.Is(err, jetstream.ErrKeyExists) {
 			problem.Write(w, r, problem.New(http.StatusConflict, "the subscription changed meanwhile; read it and try again"))
 			return false
@@ -575,7 +577,6 @@ func (s *Service) store(w http.ResponseWriter, r *http.Request, before, sub subs
 		internalError(w, r, s, "store subscription", err)
 		return false
 	}
-	s.recordChange(r.Context(), sub.Tenant, "subscription", sub.ID, action, viewSub(before), viewSub(sub))
 	return true
 }
 
@@ -609,7 +610,8 @@ func (s *Service) deleteSubscription(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if err := s.subKV().Delete(r.Context(), subscription.Key(sub.Tenant, sub.ID), jetstream.LastRevision(rev)); err != nil {
+	change := s.newChange(r.Context(), sub.Tenant, "subscription", sub.ID, "deleted", viewSub(sub), nil)
+	if err := s.write(r.Context(), s.subKV(), subscription.Key(sub.Tenant, sub.ID), rev, sub, sub.Outbox, change); err != nil {
 		if errors.Is(err, jetstream.ErrKeyExists) {
 			problem.Write(w, r, problem.New(http.StatusConflict, "the subscription changed meanwhile; try again"))
 			return
@@ -617,7 +619,6 @@ func (s *Service) deleteSubscription(w http.ResponseWriter, r *http.Request) {
 		internalError(w, r, s, "delete subscription", err)
 		return
 	}
-	s.recordChange(r.Context(), sub.Tenant, "subscription", sub.ID, "deleted", viewSub(sub), nil)
 	w.WriteHeader(http.StatusNoContent)
 }
 

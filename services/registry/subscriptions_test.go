@@ -22,7 +22,7 @@ func TestSubscriptionValidationListsEveryError(t *testing.T) {
 	h.tenant("acme", "account", "")
 	a := h.admin("POST", "/v1/tenants/acme/subscriptions", map[string]any{
 		"url":          "http://127.0.0.1:9/hook",
-		"events":       []string{"alert.*", "Bad Type", "ok.type"},
+		"events":       []string{"alert.*", "Bad Type", "alert.opened"},
 		"filter":       `data.severity == `,
 		"headers":      map[string]string{"Webhook-Signature": "x", "X-Fine": "y", "CE-Type": "z", "Bad Header": "v"},
 		"payload_mode": "xml",

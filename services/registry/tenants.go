@@ -172,17 +172,26 @@ func (s *Service) createTenant(w http.ResponseWriter, r *http.Request) {
 	if !validName(in.Name) {
 		errs.add("/name", "required, at most 200 characters")
 	}
+	// A missing kind follows from the parent: none makes an account, one a
+	// sub-account. A kind that is given must agree with the parent.
+	defaulted := ""
+	if in.Kind == "" {
+		in.Kind, defaulted = tenancy.KindAccount, " (the default kind without a parent)"
+		if in.Parent != "" {
+			in.Kind, defaulted = tenancy.KindSubaccount, " (the default kind with a parent; set kind to project for a project)"
+		}
+	}
 	want, kindOK := allowedParents[in.Kind]
 	if !kindOK {
-		errs.add("/kind", "want account, subaccount or project")
+		errs.add("/kind", "want account, subaccount or project (or omit it: account without a parent, subaccount with one)")
 	}
 	var parent tenancy.Tenant
 	switch {
 	case !kindOK:
 	case in.Kind == tenancy.KindAccount && in.Parent != "":
-		errs.add("/parent", "an account has no parent")
+		errs.add("/parent", "an account has no parent: omit parent, or set kind to subaccount or project")
 	case in.Kind != tenancy.KindAccount && in.Parent == "":
-		errs.add("/parent", "a %s needs a parent", in.Kind)
+		errs.add("/parent", "a %s needs a parent: name it, or omit kind to create an account", in.Kind)
 	case in.Parent != "":
 		var err error
 		parent, _, err = s.loadTenant(r.Context(), in.Parent)
@@ -198,7 +207,7 @@ func (s *Service) createTenant(w http.ResponseWriter, r *http.Request) {
 				okParent = okParent || parent.Kind == k
 			}
 			if !okParent {
-				errs.add("/parent", "a %s cannot belong to a %s", in.Kind, parent.Kind)
+				errs.add("/parent", "a %s%s cannot belong to a %s", in.Kind, defaulted, parent.Kind)
 			}
 		}
 	}
@@ -208,16 +217,20 @@ func (s *Service) createTenant(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Creating a root needs the admin; a child, a caller who may act for
-	// the parent.
+	// the parent (its own tenant or one below it).
 	pr, _ := apiauth.FromContext(r.Context())
-	if (in.Parent == "" && !pr.Admin) || (in.Parent != "" && !pr.CanAccess(in.Parent)) {
-		problem.Write(w, r, problem.New(http.StatusForbidden, "this credential may not create this tenant"))
+	if in.Parent == "" && !pr.Admin {
+		problem.Write(w, r, problem.New(http.StatusForbidden, "only the operator's admin token may create an account (a tenant without a parent)"))
+		return
+	}
+	if in.Parent != "" && !apiauth.ForTenant(w, r, in.Parent) {
 		return
 	}
 	now := s.now().UTC()
 	t := tenancy.Tenant{ID: in.ID, Name: in.Name, Kind: in.Kind, Parent: in.Parent, Settings: settings, CreatedAt: now, UpdatedAt: now}
-	raw, _ := json.Marshal(t)
-	if _, err := s.tenantKV().Create(r.Context(), t.ID, raw); err != nil {
+	v := viewTenant(t)
+	change := s.newChange(r.Context(), t.ID, "tenant", t.ID, "created", nil, v)
+	if err := s.write(r.Context(), s.tenantKV(), t.ID, 0, t, nil, change); err != nil {
 		if errors.Is(err, jetstream.ErrKeyExists) {
 			problem.Write(w, r, problem.New(http.StatusConflict, "tenant "+t.ID+" already exists"))
 			return
@@ -225,8 +238,6 @@ func (s *Service) createTenant(w http.ResponseWriter, r *http.Request) {
 		internalError(w, r, s, "store tenant", err)
 		return
 	}
-	v := viewTenant(t)
-	s.recordChange(r.Context(), t.ID, "tenant", t.ID, "created", nil, v)
 	s.log.InfoContext(r.Context(), "tenant created", "tenant", t.ID, "kind", t.Kind)
 	w.Header().Set("Location", "/v1/tenants/"+t.ID)
 	writeJSON(w, http.StatusCreated, v)
@@ -248,6 +259,9 @@ func (s *Service) loadTenant(ctx context.Context, id string) (tenancy.Tenant, ui
 	}
 	if err := json.Unmarshal(e.Value(), &t); err != nil {
 		return t, 0, fmt.Errorf("decode tenant %s: %w", id, err)
+	}
+	if pendingDelete(t.Outbox) {
+		return t, 0, errNotFound // deleted; the sweeper finishes it (outbox.go)
 	}
 	return t, e.Revision(), nil
 }
@@ -292,10 +306,14 @@ func (s *Service) listTenants(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	parent, kind := r.URL.Query().Get("parent"), r.URL.Query().Get("kind")
+	parents := make(map[string]string, len(all))
+	for _, t := range all {
+		parents[t.ID] = t.Parent
+	}
 	byID := map[string]tenancy.Tenant{}
 	var keys []string
 	for _, t := range all {
-		if !pr.CanAccess(t.ID) || (parent != "" && t.Parent != parent) || (kind != "" && t.Kind != kind) {
+		if !visible(pr, t.ID, parents) || (parent != "" && t.Parent != parent) || (kind != "" && t.Kind != kind) {
 			continue
 		}
 		byID[t.ID] = t
@@ -307,6 +325,21 @@ func (s *Service) listTenants(w http.ResponseWriter, r *http.Request) {
 		out.Items = append(out.Items, viewTenant(byID[k]))
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// visible is Principal.MayActFor over the tenants already read: the caller's
+// own tenant and those below it.
+func visible(pr apiauth.Principal, id string, parents map[string]string) bool {
+	for range len(parents) + 1 {
+		if pr.CanAccess(id) {
+			return true
+		}
+		if pr.Tenant == "" || pr.Tree == nil || parents[id] == "" {
+			return false
+		}
+		id = parents[id]
+	}
+	return false
 }
 
 func (s *Service) allTenants(ctx context.Context) ([]tenancy.Tenant, error) {
@@ -352,8 +385,9 @@ func (s *Service) patchTenant(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t.UpdatedAt = s.now().UTC()
-	raw, _ := json.Marshal(t)
-	if _, err := s.tenantKV().Update(r.Context(), t.ID, raw, rev); err != nil {
+	v := viewTenant(t)
+	change := s.newChange(r.Context(), t.ID, "tenant", t.ID, "updated", before, v)
+	if err := s.write(r.Context(), s.tenantKV(), t.ID, rev, t, t.Outbox, change); err != nil {
 		if errors.Is(err, jetstream.ErrKeyExists) {
 			problem.Write(w, r, problem.New(http.StatusConflict, "the tenant changed meanwhile; read it and try again"))
 			return
@@ -361,8 +395,6 @@ func (s *Service) patchTenant(w http.ResponseWriter, r *http.Request) {
 		internalError(w, r, s, "store tenant", err)
 		return
 	}
-	v := viewTenant(t)
-	s.recordChange(r.Context(), t.ID, "tenant", t.ID, "updated", before, v)
 	writeJSON(w, http.StatusOK, v)
 }
 
@@ -412,25 +444,25 @@ func (s *Service) deleteTenant(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		for _, k := range subs {
-			sub, _, err := s.loadSub(r.Context(), id, k[len(id)+1:])
+			sub, rev, err := s.loadSub(r.Context(), id, k[len(id)+1:])
 			if err != nil {
 				continue
 			}
-			if err := s.subKV().Delete(r.Context(), k); err != nil {
+			change := s.newChange(r.Context(), id, "subscription", sub.ID, "deleted", viewSub(sub), nil)
+			if err := s.write(r.Context(), s.subKV(), k, rev, sub, sub.Outbox, change); err != nil {
 				internalError(w, r, s, "delete subscription", err)
 				return
 			}
-			s.recordChange(r.Context(), id, "subscription", sub.ID, "deleted", viewSub(sub), nil)
 		}
-		x, _, err := s.loadTenant(r.Context(), id)
+		x, rev, err := s.loadTenant(r.Context(), id)
 		if err != nil {
 			continue
 		}
-		if err := s.tenantKV().Delete(r.Context(), id); err != nil {
+		change := s.newChange(r.Context(), id, "tenant", id, "deleted", viewTenant(x), nil)
+		if err := s.write(r.Context(), s.tenantKV(), id, rev, x, x.Outbox, change); err != nil {
 			internalError(w, r, s, "delete tenant", err)
 			return
 		}
-		s.recordChange(r.Context(), id, "tenant", id, "deleted", viewTenant(x), nil)
 	}
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -84,7 +84,27 @@ type Alert struct {
 	// Pending are notifications stored by the CAS that produced them and not
 	// yet confirmed published (see the engine's doc comment).
 	Pending []Notification `json:"pending,omitempty"`
+	// History is the last maxHistory transitions of this key, across lives,
+	// oldest first: what the alerts API shows as an alert's history.
+	History []Transition `json:"history,omitempty"`
 }
+
+// Transition is one notification an alert caused, as kept in its record.
+type Transition struct {
+	AlertID        string    `json:"alertId"`
+	Sequence       uint64    `json:"sequence"`
+	Type           string    `json:"type"`
+	Transition     string    `json:"transition"`
+	State          string    `json:"state"`
+	Severity       string    `json:"severity,omitempty"`
+	Affected       int       `json:"affected"` // resources affected after it
+	At             time.Time `json:"at"`
+	NotificationID string    `json:"notificationId"`
+}
+
+// maxHistory bounds an alert record's History, so that a long-open alert
+// with reminders cannot grow its record (and every CAS write) without end.
+const maxHistory = 20
 
 // Seen reports whether the event id was already applied.
 func (a *Alert) Seen(eventID string) bool { return slices.Contains(a.Processed, eventID) }
@@ -270,13 +290,21 @@ func (a *Alert) notify(typ, transition string, s Signal, o Options) Notification
 	if typ == payload.TypeAlertReminder {
 		d.Reminder = a.Reminded
 	}
-	return Notification{
+	n := Notification{
 		ID:      NotificationID("alert", o.Tenant, a.Key, a.AlertID, s.EventID, typ),
 		Type:    typ,
 		Subject: a.AlertID,
 		Time:    s.Time,
 		Data:    mustJSON(d),
 	}
+	a.History = append(a.History, Transition{
+		AlertID: a.AlertID, Sequence: a.Seq, Type: typ, Transition: transition, State: state,
+		Severity: sev, Affected: len(d.Resources), At: s.Time, NotificationID: n.ID,
+	})
+	if len(a.History) > maxHistory {
+		a.History = slices.Clone(a.History[len(a.History)-maxHistory:])
+	}
+	return n
 }
 
 // alertUUID derives a stable RFC 4122-shaped id (version 8, name-based) for

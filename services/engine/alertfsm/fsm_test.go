@@ -297,3 +297,26 @@ func TestStaleSignalsIgnored(t *testing.T) {
 		t.Errorf("got %v, open %v", got, a.Open)
 	}
 }
+
+// TestHistoryBounded: every notification is a transition in the record,
+// and a long-open alert keeps only the last maxHistory of them.
+func TestHistoryBounded(t *testing.T) {
+	var a Alert
+	o := Options{Tenant: "acme"}
+	_, out := Apply(&a, vmanage("e1", 0, true, "10.1.0.1"), o)
+	id := out[0].Subject
+	if len(a.History) != 1 || a.History[0].NotificationID != out[0].ID || a.History[0].Transition != "opened" || a.History[0].Affected != 1 {
+		t.Fatalf("history after opening: %+v", a.History)
+	}
+	var last Notification
+	for n := 1; n <= maxHistory+5; n++ {
+		_, out := Remind(&a, id, n, at(n*240), o)
+		last = out[0]
+	}
+	if len(a.History) != maxHistory {
+		t.Fatalf("history holds %d transitions, want %d", len(a.History), maxHistory)
+	}
+	if h := a.History[maxHistory-1]; h.NotificationID != last.ID || h.Sequence != uint64(maxHistory+6) || h.AlertID != id {
+		t.Errorf("newest transition %+v, want the last reminder %s", h, last.ID)
+	}
+}
