@@ -80,6 +80,7 @@ type Record struct {
 	LatencyMs        float64 `json:"latencyMs,omitempty"`
 	ResponseSnippet  string  `json:"responseSnippet,omitempty"`
 	Replay           bool    `json:"replay,omitempty"`
+	ReplayOf         string  `json:"replayOf,omitempty"`
 
 	// Change facts.
 	Entity        string   `json:"entity,omitempty"`

@@ -55,4 +55,7 @@ type Attempt struct {
 	StartedAt       time.Time  `json:"startedAt"`
 	NextAttemptAt   *time.Time `json:"nextAttemptAt,omitempty"`
 	Replay          bool       `json:"replay,omitempty"`
+	// ReplayOf is, on a replay's attempts, the webhook-id of the pair it
+	// replays (WebhookID is the replay's own).
+	ReplayOf string `json:"replayOf,omitempty"`
 }

@@ -115,6 +115,7 @@ func (s *Service) handleAttempt(ctx context.Context, msg jetstream.Msg) error {
 	r.LatencyMs = a.LatencyMs
 	r.ResponseSnippet = truncate(scrub(a.ResponseSnippet), 512)
 	r.Replay = a.Replay
+	r.ReplayOf = scrub(a.ReplayOf)
 	return s.append(ctx, &r)
 }
 

@@ -174,7 +174,7 @@ func (s *Service) post(ctx context.Context, msg jetstream.Msg, sub subscription.
 			}
 		}
 	}()
-	return s.sender.send(pctx, sub, d, webhookID(key))
+	return s.sender.send(pctx, sub, d, attemptWebhookID(key, d.Replay))
 }
 
 func retryable(r result) bool {
@@ -320,12 +320,15 @@ func (s *Service) attemptRecord(d payload.Delivery, sub subscription.Subscriptio
 	_ = json.Unmarshal(d.Notification, &n)
 	a := payload.Attempt{
 		AttemptID: pairKey(d.NotificationID, d.SubscriptionID) + ":" + strconv.Itoa(d.Attempt) + replaySuffix(d.Replay),
-		WebhookID: webhookID(pairKey(d.NotificationID, d.SubscriptionID)),
+		WebhookID: attemptWebhookID(pairKey(d.NotificationID, d.SubscriptionID), d.Replay),
 		Tenant:    d.Tenant, SubscriptionID: d.SubscriptionID, NotificationID: d.NotificationID,
 		NotificationType: d.NotificationType, Subject: n.Subject, URL: redactURL(sub.URL),
 		Attempt: d.Attempt, Outcome: outcome, StatusCode: res.status, ErrorClass: res.class,
 		LatencyMs: float64(res.latency.Microseconds()) / 1000, ResponseSnippet: res.snippet,
 		StartedAt: started.UTC(), NextAttemptAt: next, Replay: d.Replay != "",
+	}
+	if d.Replay != "" {
+		a.ReplayOf = webhookID(pairKey(d.NotificationID, d.SubscriptionID))
 	}
 	if res.err != nil {
 		a.Error = res.err.Error()

@@ -67,6 +67,21 @@ func pairKey(notificationID, subscriptionID string) string {
 
 func webhookID(key string) string { return "msg_" + key }
 
+// attemptWebhookID is the webhook-id a pair is posted under: the pair's own,
+// or for a replay a new one (the original plus the replay's id), so that a
+// receiver that drops ids it has seen takes the replay it was asked to
+// take. The replay's POST names the original in HeaderReplayOf.
+func attemptWebhookID(key, replay string) string {
+	if replay == "" {
+		return webhookID(key)
+	}
+	return webhookID(key) + "_" + replay
+}
+
+// HeaderReplayOf carries, on a replay's POST, the webhook-id of the pair
+// it replays.
+const HeaderReplayOf = "Herald-Replay-Of"
+
 func (s *Service) loadState(ctx context.Context, key string) (*pairState, uint64, error) {
 	e, err := s.state.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {

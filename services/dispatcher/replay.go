@@ -88,7 +88,7 @@ func (s *Service) handleRetry(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, problem.New(http.StatusServiceUnavailable, "could not queue the retry: "+err.Error()))
 		return
 	}
-	writeJSON(w, http.StatusAccepted, replayAnswer{Replay: id, Pairs: 1, IDs: []string{webhookID(key)}})
+	writeJSON(w, http.StatusAccepted, replayAnswer{Replay: id, Pairs: 1, IDs: []string{attemptWebhookID(key, id)}})
 }
 
 type replayRequest struct {

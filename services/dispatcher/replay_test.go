@@ -67,6 +67,25 @@ func TestRetryAndReplay(t *testing.T) {
 		t.Fatalf("retry: %d %s", rec.Code, rec.Body)
 	}
 	h.waitState("n-bad1", sub.ID, stateDelivered)
+	// The resend has a webhook-id of its own, so a receiver that drops ids
+	// it has seen takes it, and names the pair it replays.
+	if len(ans.IDs) != 1 || ans.IDs[0] == bad1 || !strings.HasPrefix(ans.IDs[0], bad1+"_r") {
+		t.Errorf("retry answered webhook-ids %v, want a new one derived from %s", ans.IDs, bad1)
+	}
+	var resent *request
+	for _, r := range rc.requests() {
+		if r.ID == ans.IDs[0] {
+			resent = &r
+		}
+	}
+	if resent == nil || resent.Header.Get(HeaderReplayOf) != bad1 {
+		t.Errorf("the resend was not posted under %s with %s: %s", ans.IDs[0], HeaderReplayOf, bad1)
+	}
+	for _, a := range h.attempts() {
+		if a.Replay && a.Outcome == payload.OutcomeDelivered && a.NotificationID == "n-bad1" && (a.WebhookID != ans.IDs[0] || a.ReplayOf != bad1) {
+			t.Errorf("replayed attempt recorded as %s (replay of %q)", a.WebhookID, a.ReplayOf)
+		}
+	}
 
 	rec, ans = call(t, mux, "POST", "/v1/tenants/acme/subscriptions/sub-1/replay", testAdminToken,
 		`{"since":"`+since+`","only_failed":true}`)

@@ -123,6 +123,9 @@ func (s *sender) transport(sub subscription.Subscription) (*http.Transport, erro
 // send makes one attempt. It never returns secrets in the result.
 func (s *sender) send(ctx context.Context, sub subscription.Subscription, d payload.Delivery, webhookID string) result {
 	req, err := s.request(ctx, sub, d, webhookID)
+	if err == nil && d.Replay != "" {
+		req.Header.Set(HeaderReplayOf, "msg_"+pairKey(d.NotificationID, d.SubscriptionID))
+	}
 	if err != nil {
 		return result{class: payload.ErrClassInternal, err: err}
 	}
