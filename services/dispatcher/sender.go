@@ -104,7 +104,7 @@ func (s *sender) transport(sub subscription.Subscription) (*http.Transport, erro
 	if sub.OperatorAllowed {
 		allow = s.cfg.AllowCIDRs
 	}
-	d := &net.Dialer{Timeout: s.cfg.Timeout, KeepAlive: 30 * time.Second, Control: dialControl(allow)}
+	d := &net.Dialer{Timeout: s.cfg.Timeout, KeepAlive: 30 * time.Second, Control: urlguard.DialControl(allow)}
 	t := &http.Transport{
 		Proxy:                 nil, // an environment proxy would bypass the dial-time guard
 		DialContext:           d.DialContext,
@@ -186,7 +186,7 @@ func classify(err error) string {
 	var alert tls.AlertError
 	var rh tls.RecordHeaderError
 	switch {
-	case errors.Is(err, errBlocked):
+	case errors.Is(err, urlguard.ErrBlocked):
 		return payload.ErrClassBlocked
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		return payload.ErrClassTimeout

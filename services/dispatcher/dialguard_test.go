@@ -9,6 +9,7 @@ import (
 
 	"github.com/heraldhq/herald/pkg/payload"
 	"github.com/heraldhq/herald/pkg/subscription"
+	"github.com/heraldhq/herald/pkg/urlguard"
 )
 
 func TestCheckAddr(t *testing.T) {
@@ -35,23 +36,23 @@ func TestCheckAddr(t *testing.T) {
 		"multicast":           "224.0.0.1",
 	}
 	for name, a := range blocked {
-		if err := checkAddr(netip.MustParseAddr(a), nil); err == nil {
+		if err := urlguard.CheckIP(netip.MustParseAddr(a), nil); err == nil {
 			t.Errorf("%s %s allowed", name, a)
 		}
 	}
 	// NAT64 and 6to4 are judged by the IPv4 address they embed.
 	for _, a := range []string{"8.8.8.8", "2606:4700:4700::1111", "93.184.216.34", "64:ff9b::808:808"} {
-		if err := checkAddr(netip.MustParseAddr(a), nil); err != nil {
+		if err := urlguard.CheckIP(netip.MustParseAddr(a), nil); err != nil {
 			t.Errorf("%s blocked: %v", a, err)
 		}
 	}
 	allow := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
 	for _, a := range []string{"127.0.0.1", "::ffff:127.0.0.1"} {
-		if err := checkAddr(netip.MustParseAddr(a), allow); err != nil {
+		if err := urlguard.CheckIP(netip.MustParseAddr(a), allow); err != nil {
 			t.Errorf("%s blocked despite the allow-list: %v", a, err)
 		}
 	}
-	if err := checkAddr(netip.MustParseAddr("10.0.0.1"), allow); err == nil {
+	if err := urlguard.CheckIP(netip.MustParseAddr("10.0.0.1"), allow); err == nil {
 		t.Error("10.0.0.1 allowed by a loopback allow-list")
 	}
 }
