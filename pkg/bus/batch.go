@@ -182,7 +182,11 @@ func (b *Batcher) commit(ctx context.Context, batch []*batchItem) {
 		b.publishEach(ctx, batch)
 		return
 	}
-	acks, err := b.commitAtomic(ctx, batch)
+	msgs := make([]*nats.Msg, len(batch))
+	for i, it := range batch {
+		msgs[i] = it.msg
+	}
+	acks, err := PublishAtomic(ctx, b.nc, b.stream, msgs)
 	if err == nil {
 		for i, it := range batch {
 			it.done(acks[i], nil)
@@ -205,59 +209,59 @@ type batchAck struct {
 	} `json:"error"`
 }
 
-// commitAtomic sends the batch: every message but the last without a reply
-// (the server stages them), the last with the commit header as a request.
-// The batch is stored contiguously, so message i has seq last-n+1+i.
-func (b *Batcher) commitAtomic(ctx context.Context, batch []*batchItem) ([]*jetstream.PubAck, error) {
+// PublishAtomic stores msgs on stream as one JetStream atomic batch: all
+// or none. Every message but the last goes without a reply (the server
+// stages them), the last carries the commit and waits for the answer. The
+// batch is stored contiguously, so message i gets seq last-n+1+i. The
+// stream must allow atomic publish; a message may carry Nats-Msg-Id and
+// the expected last sequence (per subject) headers, and one that fails its
+// check fails the batch. The batch headers are removed again before
+// PublishAtomic returns.
+func PublishAtomic(ctx context.Context, nc *nats.Conn, stream string, msgs []*nats.Msg) ([]*jetstream.PubAck, error) {
 	id := nuid.Next()
-	n := len(batch)
-	for i, it := range batch {
-		if it.msg.Header == nil {
-			it.msg.Header = nats.Header{}
+	n := len(msgs)
+	defer func() {
+		for _, m := range msgs {
+			m.Header.Del(headerBatchID)
+			m.Header.Del(headerBatchSeq)
+			m.Header.Del(headerBatchCommit)
 		}
-		it.msg.Header.Set(headerBatchID, id)
-		it.msg.Header.Set(headerBatchSeq, strconv.Itoa(i+1))
+	}()
+	for i, m := range msgs {
+		if m.Header == nil {
+			m.Header = nats.Header{}
+		}
+		m.Header.Set(headerBatchID, id)
+		m.Header.Set(headerBatchSeq, strconv.Itoa(i+1))
 		if i < n-1 {
-			if err := b.nc.PublishMsg(it.msg); err != nil {
-				clearBatchHeaders(batch)
+			if err := nc.PublishMsg(m); err != nil {
 				return nil, err
 			}
 		}
 	}
-	last := batch[n-1].msg
+	last := msgs[n-1]
 	last.Header.Set(headerBatchCommit, "1")
 	cctx, cancel := context.WithTimeout(ctx, batchCommitTimeout)
 	defer cancel()
-	resp, err := b.nc.RequestMsgWithContext(cctx, last)
-	clearBatchHeaders(batch)
+	resp, err := nc.RequestMsgWithContext(cctx, last)
 	if err != nil {
-		return nil, fmt.Errorf("commit batch of %d on %s: %w", n, b.stream, err)
+		return nil, fmt.Errorf("commit batch of %d on %s: %w", n, stream, err)
 	}
 	var a batchAck
 	if err := json.Unmarshal(resp.Data, &a); err != nil {
-		return nil, fmt.Errorf("commit batch of %d on %s: bad answer %q", n, b.stream, resp.Data)
+		return nil, fmt.Errorf("commit batch of %d on %s: bad answer %q", n, stream, resp.Data)
 	}
 	if a.Error != nil {
-		return nil, fmt.Errorf("commit batch of %d on %s: %s (%d)", n, b.stream, a.Error.Description, a.Error.ErrCode)
+		return nil, &jetstream.APIError{Code: a.Error.Code, ErrorCode: jetstream.ErrorCode(a.Error.ErrCode), Description: a.Error.Description}
 	}
 	if a.Count != n || a.Seq < uint64(n) {
-		return nil, fmt.Errorf("commit batch of %d on %s: server stored %d ending at %d", n, b.stream, a.Count, a.Seq)
+		return nil, fmt.Errorf("commit batch of %d on %s: server stored %d ending at %d", n, stream, a.Count, a.Seq)
 	}
 	acks := make([]*jetstream.PubAck, n)
-	for i := range batch {
+	for i := range msgs {
 		acks[i] = &jetstream.PubAck{Stream: a.Stream, Sequence: a.Seq - uint64(n-1-i)}
 	}
 	return acks, nil
-}
-
-// clearBatchHeaders leaves the messages as they were submitted, for the
-// fallback and for callers that look at them afterwards.
-func clearBatchHeaders(batch []*batchItem) {
-	for _, it := range batch {
-		it.msg.Header.Del(headerBatchID)
-		it.msg.Header.Del(headerBatchSeq)
-		it.msg.Header.Del(headerBatchCommit)
-	}
 }
 
 // publishEach publishes every message of a batch on its own, all in flight

@@ -28,17 +28,10 @@ func PublishEvent(ctx context.Context, js Publisher, subject, msgID string, e ev
 		trace.WithAttributes(attrSystem, keyDestination.String(subject), keyOperation.String("send"),
 			keyMessageID.String(msgID), keyCloudEventID.String(e.ID())))
 	defer span.End()
-	SetTraceExtension(ctx, &e)
-	msg, err := cenats.Encode(ctx, subject, e, cenats.Binary)
+	msg, err := EventMsg(ctx, subject, msgID, e)
 	if err != nil {
 		span.SetStatus(codes.Error, err.Error())
 		return nil, err
-	}
-	Inject(ctx, msg.Header)
-	if msgID != "" {
-		// A header rather than jetstream.WithMsgID: the same on the wire, and
-		// it lets a Batcher take the message (options bypass a batch).
-		msg.Header.Set(jetstream.MsgIDHeader, msgID)
 	}
 	ack, err := js.PublishMsg(ctx, msg, opts...)
 	if err != nil {
@@ -46,6 +39,23 @@ func PublishEvent(ctx context.Context, js Publisher, subject, msgID string, e ev
 		return nil, fmt.Errorf("publish %s: %w", subject, err)
 	}
 	return ack, nil
+}
+
+// EventMsg encodes e for subject in binary mode, with the trace context of
+// ctx in its headers and its extension, and msgID as Nats-Msg-Id (a header
+// rather than jetstream.WithMsgID: the same on the wire, and it lets a
+// Batcher or PublishAtomic take the message).
+func EventMsg(ctx context.Context, subject, msgID string, e event.Event) (*nats.Msg, error) {
+	SetTraceExtension(ctx, &e)
+	msg, err := cenats.Encode(ctx, subject, e, cenats.Binary)
+	if err != nil {
+		return nil, err
+	}
+	Inject(ctx, msg.Header)
+	if msgID != "" {
+		msg.Header.Set(jetstream.MsgIDHeader, msgID)
+	}
+	return msg, nil
 }
 
 // streamOf names a subject's stream for span names, from its first token.
