@@ -83,7 +83,7 @@ func (b *breakers) open(now time.Time) int {
 // wait is stalled (hung, or slower than its timeout), and its pair is
 // handed back at once, so that a dead endpoint holds at most its own
 // slots' workers and never the others'.
-func (b *breakers) acquire(ctx context.Context, host string, limit int, wait time.Duration) (release func(), ok bool) {
+func (b *breakers) acquire(ctx context.Context, host string, limit int, wait time.Duration) (release func(), ok, stalled bool) {
 	b.mu.Lock()
 	ch := b.slots[host]
 	if ch == nil {
@@ -100,21 +100,21 @@ func (b *breakers) acquire(ctx context.Context, host string, limit int, wait tim
 	}
 	select {
 	case ch <- struct{}{}:
-		return release, true
+		return release, true, false
 	default:
 	}
 	if time.Since(lastFreed) > wait {
-		return nil, false
+		return nil, false, true
 	}
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
 	case ch <- struct{}{}:
-		return release, true
+		return release, true, false
 	case <-t.C:
-		return nil, false
+		return nil, false, false
 	case <-ctx.Done():
-		return nil, false
+		return nil, false, false
 	}
 }
 

@@ -102,13 +102,19 @@ func (s *Service) handleDelivery(ctx context.Context, msg jetstream.Msg) error {
 	if until := s.breaker.openUntil(host, now); !until.IsZero() {
 		return turnAway(func() error { return s.reschedule(ctx, d, until, "breaker") })
 	}
-	slot, ok := s.breaker.acquire(ctx, host, s.cfg.EndpointConcurrency, busyWait)
+	slot, ok, stalled := s.breaker.acquire(ctx, host, s.cfg.EndpointConcurrency, busyWait)
 	if !ok {
-		// The endpoint has had its share of workers for a while (it is
-		// slow): the pair goes back to the stream for a short time rather
-		// than holding a worker that healthy endpoints need.
+		// The endpoint has had its share of workers for a while: the pair
+		// goes back to the stream rather than holding a worker that
+		// healthy endpoints need; for a short time if the endpoint is only
+		// busy, and for half a timeout if it is stalled (its POSTs run
+		// into the timeout, and its breaker will know more by then).
+		retry := busyRetry
+		if stalled {
+			retry = max(busyRetry, s.cfg.Timeout/2)
+		}
 		return turnAway(func() error {
-			return &bus.RetryAfterError{Delay: busyRetry + time.Duration(rand.Int64N(int64(busyRetry))), Err: errors.New("endpoint busy")}
+			return &bus.RetryAfterError{Delay: retry + time.Duration(rand.Int64N(int64(retry))), Err: errors.New("endpoint busy")}
 		})
 	}
 	// The slot caps concurrent POSTs to the endpoint: it is given back as
