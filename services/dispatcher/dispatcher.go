@@ -58,7 +58,9 @@ type Config struct {
 	// a timeout each, so there are many more workers than one endpoint's
 	// slots; a worker is a goroutine and costs little while it waits.
 	Workers int
-	// PlanWorkers handling notifications concurrently (HERALD_DISPATCHER_PLAN_WORKERS, 32).
+	// PlanWorkers handling notifications concurrently (HERALD_DISPATCHER_PLAN_WORKERS,
+	// 128): each waits for its pairs' batch, so a stage goes as fast as its
+	// concurrency over that wait.
 	PlanWorkers int
 	// Timeout of one HTTP attempt (HERALD_DISPATCHER_TIMEOUT, 15s).
 	Timeout time.Duration
@@ -91,7 +93,7 @@ type Config struct {
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
 	return Config{
-		Workers: 128, PlanWorkers: 32, Timeout: 15 * time.Second,
+		Workers: 128, PlanWorkers: 128, Timeout: 15 * time.Second,
 		Schedule: append([]time.Duration(nil), DefaultSchedule...), Jitter: 0.2,
 		EndpointConcurrency: 8, BreakerFailures: 5, BreakerCooldown: 30 * time.Second,
 		DisableAfter: 5 * 24 * time.Hour, ShutdownGrace: 10 * time.Second,

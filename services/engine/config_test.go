@@ -9,7 +9,7 @@ import (
 func TestConfigFromEnv(t *testing.T) {
 	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 	c, err := ConfigFromEnv(env(nil))
-	if err != nil || c.Workers != 32 || c.OperationDeadline != time.Hour || c.DeadlineOverride != 0 {
+	if err != nil || c.Workers != 128 || c.OperationDeadline != time.Hour || c.DeadlineOverride != 0 {
 		t.Fatalf("defaults %+v %v", c, err)
 	}
 	c, err = ConfigFromEnv(env(map[string]string{"HERALD_ENGINE_WORKERS": "8", "HERALD_ENGINE_OPERATION_DEADLINE": "30m", "HERALD_ENGINE_DEADLINE_OVERRIDE": "2s"}))

@@ -61,7 +61,7 @@ import (
 // Config is the engine's settings.
 type Config struct {
 	// Workers is the number of events handled concurrently per consumer
-	// (HERALD_ENGINE_WORKERS, default 32). Order between events does not
+	// (HERALD_ENGINE_WORKERS, default 128). Order between events does not
 	// depend on it: every transition is a compare-and-set, and the alert
 	// state machine takes events in any order. More workers let more
 	// notifications share one fsync (the notifications Batcher).
@@ -77,7 +77,7 @@ type Config struct {
 
 // ConfigFromEnv reads HERALD_ENGINE_* variables.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
-	c := Config{Workers: 32, OperationDeadline: time.Hour}
+	c := Config{Workers: 128, OperationDeadline: time.Hour}
 	env := service.NewEnvReader(getenv)
 	env.Int("HERALD_ENGINE_WORKERS", &c.Workers)
 	env.Duration("HERALD_ENGINE_OPERATION_DEADLINE", &c.OperationDeadline)
