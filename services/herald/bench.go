@@ -22,6 +22,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/heraldhq/herald/pkg/client"
 	"github.com/heraldhq/herald/pkg/service"
 )
 
@@ -136,10 +137,10 @@ func benchCmd(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	defer rcv.close()
-	c := &client{server: h.HTTPURL, token: h.AdminToken, stdout: io.Discard, http: &http.Client{
+	c := client.New(h.HTTPURL, client.WithToken(h.AdminToken), client.WithHTTPClient(&http.Client{
 		Timeout:   30 * time.Second,
 		Transport: &http.Transport{MaxIdleConnsPerHost: *conc * 2, MaxConnsPerHost: *conc * 2},
-	}}
+	}))
 	if err := waitReady(ctx, c); err != nil {
 		return err
 	}
@@ -356,7 +357,7 @@ type phaseResult struct {
 // consumes ATTEMPTS asynchronously and, with fsync always, behind the
 // dispatcher: it is waited for while it makes progress, and given up on
 // after 30 s without any.
-func auditDelivered(ctx context.Context, c *client, tenant string, expected int) (pairs, doubles int, err error) {
+func auditDelivered(ctx context.Context, c *client.Client, tenant string, expected int) (pairs, doubles int, err error) {
 	const stall = 30 * time.Second
 	deadline, best := time.Now().Add(stall), -1
 	for {
@@ -373,7 +374,7 @@ func auditDelivered(ctx context.Context, c *client, tenant string, expected int)
 			if cursor != "" {
 				path += "&cursor=" + cursor
 			}
-			if err := c.do(ctx, "GET", path, "", nil, &page); err != nil {
+			if err := c.Do(ctx, "GET", path, "", nil, &page); err != nil {
 				return 0, 0, fmt.Errorf("audit of %s: %w", tenant, err)
 			}
 			for _, it := range page.Items {
@@ -403,14 +404,10 @@ func auditDelivered(ctx context.Context, c *client, tenant string, expected int)
 	}
 }
 
-func waitReady(ctx context.Context, c *client) error {
+func waitReady(ctx context.Context, c *client.Client) error {
 	for {
-		req, _ := http.NewRequestWithContext(ctx, "GET", c.server+"/readyz", nil)
-		if resp, err := c.http.Do(req); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return nil
-			}
+		if c.Ready(ctx) == nil {
+			return nil
 		}
 		select {
 		case <-ctx.Done():
@@ -420,10 +417,10 @@ func waitReady(ctx context.Context, c *client) error {
 	}
 }
 
-func benchTenant(ctx context.Context, c *client, id string) error {
+func benchTenant(ctx context.Context, c *client.Client, id string) error {
 	body, _ := json.Marshal(map[string]any{"id": id, "name": id, "kind": "account",
 		"settings": map[string]any{"subscription_quota": 1000, "ingest_rate_limit": 1e6}})
-	return c.do(ctx, "POST", "/v1/tenants", "application/json", body, nil)
+	return c.Do(ctx, "POST", "/v1/tenants", "application/json", body, nil)
 }
 
 var benchSeq atomic.Int64
@@ -435,7 +432,7 @@ func benchEvent(sent time.Time) map[string]any {
 }
 
 // ingest posts count events in requests of batch events with conc workers.
-func ingest(ctx context.Context, c *client, tenant, label string, count, batch, conc int, _ *benchPhase) (rateResult, error) {
+func ingest(ctx context.Context, c *client.Client, tenant, label string, count, batch, conc int, _ *benchPhase) (rateResult, error) {
 	requests := (count + batch - 1) / batch
 	var next atomic.Int64
 	var firstErr error
@@ -478,10 +475,10 @@ func ingest(ctx context.Context, c *client, tenant, label string, count, batch, 
 
 // postRetrying posts once, retrying only on 429/503 with Retry-After, as a
 // well-behaved producer would.
-func postRetrying(ctx context.Context, c *client, path, ct string, body []byte) error {
+func postRetrying(ctx context.Context, c *client.Client, path, ct string, body []byte) error {
 	for attempt := 0; attempt < 20; attempt++ {
-		err := c.do(ctx, "POST", path, ct, body, nil)
-		var ae *apiError
+		err := c.Do(ctx, "POST", path, ct, body, nil)
+		var ae *client.Error
 		if errors.As(err, &ae) && (ae.Status == 429 || ae.Status == 503) {
 			select {
 			case <-ctx.Done():
@@ -496,10 +493,10 @@ func postRetrying(ctx context.Context, c *client, path, ct string, body []byte) 
 }
 
 // benchSubscribe gives tenant n subscriptions to url for every bench event.
-func benchSubscribe(ctx context.Context, c *client, tenant, url string, n int) error {
+func benchSubscribe(ctx context.Context, c *client.Client, tenant, url string, n int) error {
 	for i := 0; i < n; i++ {
 		body, _ := json.Marshal(map[string]any{"url": url, "events": []string{"bench.*"}})
-		if err := c.do(ctx, "POST", "/v1/tenants/"+tenant+"/subscriptions", "application/json", body, nil); err != nil {
+		if err := c.Do(ctx, "POST", "/v1/tenants/"+tenant+"/subscriptions", "application/json", body, nil); err != nil {
 			return fmt.Errorf("subscribe %s %d/%d: %w", tenant, i+1, n, err)
 		}
 	}
@@ -522,7 +519,7 @@ func hangingEndpoint() (string, func(), error) {
 }
 
 // paced posts total single events at rate per second.
-func paced(ctx context.Context, c *client, tenant string, total, rate int, _ *benchPhase) error {
+func paced(ctx context.Context, c *client.Client, tenant string, total, rate int, _ *benchPhase) error {
 	interval := time.Second / time.Duration(rate)
 	sem := make(chan struct{}, 64)
 	var wg sync.WaitGroup
