@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/heraldhq/herald/services/herald/loadtest"
 )
 
 // A small load run end to end: the embedded Herald, the receiver, the bare
@@ -31,7 +33,7 @@ func TestBenchSmallRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var res benchResults
+	var res loadtest.Results
 	if err := json.Unmarshal(raw, &res); err != nil {
 		t.Fatal(err)
 	}

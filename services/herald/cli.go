@@ -1,20 +1,18 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
-	"time"
+
+	"github.com/heraldhq/herald/pkg/client"
 )
 
 // The herald command is both the embedded server (no subcommand, or
@@ -67,23 +65,25 @@ func loadClientConfig(getenv func(string) string) (clientConfig, string, error) 
 	return c, path, nil
 }
 
-// client calls a running Herald.
-type client struct {
+// session is a client command's connection to a running Herald: the
+// flags that choose the server and token, the API client built from them,
+// and how answers are printed.
+type session struct {
 	server string
 	token  string
 	output string // "text" or "json"
 	stdout io.Writer
-	http   *http.Client
+	api    *client.Client
 }
 
 // globalFlags are accepted by every client subcommand.
-func globalFlags(fs *flag.FlagSet, c *client) {
+func globalFlags(fs *flag.FlagSet, c *session) {
 	fs.StringVar(&c.server, "server", "", "Herald URL (env HERALD_URL, default http://127.0.0.1:8080)")
 	fs.StringVar(&c.token, "token", "", "admin token or tenant API key (env HERALD_TOKEN)")
 	fs.StringVar(&c.output, "output", "text", "output format: text or json")
 }
 
-func (c *client) resolve(getenv func(string) string) error {
+func (c *session) resolve(getenv func(string) string) error {
 	cfg, _, err := loadClientConfig(getenv)
 	if err != nil {
 		return err
@@ -98,8 +98,7 @@ func (c *client) resolve(getenv func(string) string) error {
 	if c.output != "text" && c.output != "json" {
 		return fmt.Errorf("--output must be text or json")
 	}
-	c.server = strings.TrimRight(c.server, "/")
-	c.http = &http.Client{Timeout: 30 * time.Second}
+	c.api = client.New(c.server, client.WithToken(c.token))
 	return nil
 }
 
@@ -112,66 +111,9 @@ func firstNonEmpty(vs ...string) string {
 	return ""
 }
 
-// apiError is a problem document returned by the server.
-type apiError struct {
-	Status int
-	Body   map[string]any
-	Raw    string
-}
-
-func (e *apiError) Error() string {
-	if d, ok := e.Body["detail"].(string); ok && d != "" {
-		msg := fmt.Sprintf("%d %v: %s", e.Status, e.Body["title"], d)
-		if errs, ok := e.Body["errors"].([]any); ok {
-			for _, fe := range errs {
-				if m, ok := fe.(map[string]any); ok {
-					msg += fmt.Sprintf("\n  %v: %v", m["pointer"], m["detail"])
-				}
-			}
-		}
-		return msg
-	}
-	return fmt.Sprintf("%d: %s", e.Status, strings.TrimSpace(e.Raw))
-}
-
-// do sends a request and decodes a JSON answer into out (if not nil).
-func (c *client) do(ctx context.Context, method, path string, contentType string, body []byte, out any) error {
-	req, err := http.NewRequestWithContext(ctx, method, c.server+path, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	if body == nil {
-		req.Body = nil
-	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode >= 300 {
-		e := &apiError{Status: resp.StatusCode, Raw: string(raw)}
-		_ = json.Unmarshal(raw, &e.Body)
-		return e
-	}
-	if out != nil && len(raw) > 0 {
-		return json.Unmarshal(raw, out)
-	}
-	return nil
-}
-
 // print shows a JSON answer: as indented JSON with --output json, else as a
 // short key: value listing (or one line per item for lists).
-func (c *client) print(v any) {
+func (c *session) print(v any) {
 	if c.output == "json" {
 		enc := json.NewEncoder(c.stdout)
 		enc.SetIndent("", "  ")

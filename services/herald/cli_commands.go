@@ -35,7 +35,7 @@ type runFunc func(ctx context.Context, x *invocation, args []string) error
 // invocation is what a running command reaches: the client (nil for local
 // commands), the environment and the output streams.
 type invocation struct {
-	c              *client
+	c              *session
 	getenv         func(string) string
 	stdout, stderr io.Writer
 }
@@ -187,7 +187,7 @@ func (cmd *command) run(ctx context.Context, args []string, getenv func(string) 
 	fs := flag.NewFlagSet("herald "+cmd.name, flag.ContinueOnError)
 	x := &invocation{getenv: getenv, stdout: stdout, stderr: stderr}
 	if !cmd.local {
-		x.c = &client{stdout: stdout}
+		x.c = &session{stdout: stdout}
 		globalFlags(fs, x.c)
 	}
 	runIt := cmd.flags(fs)
@@ -285,17 +285,8 @@ func pageFlags(fs *flag.FlagSet) func(q url.Values) string {
 
 // call sends one request and prints the answer ("ok" for an empty one).
 func (x *invocation) call(ctx context.Context, method, path string, body any) error {
-	var raw []byte
-	ct := ""
-	if body != nil {
-		var err error
-		if raw, err = json.Marshal(body); err != nil {
-			return err
-		}
-		ct = "application/json"
-	}
 	var out any
-	if err := x.c.do(ctx, method, path, ct, raw, &out); err != nil {
+	if err := x.c.api.DoJSON(ctx, method, path, body, &out); err != nil {
 		return err
 	}
 	if out != nil {
@@ -560,7 +551,7 @@ func sendCmd(fs *flag.FlagSet) runFunc {
 			ct = "application/cloudevents-batch+json"
 		}
 		var out any
-		if err := x.c.do(ctx, "POST", "/v1/tenants/"+t+"/events", ct, body, &out); err != nil {
+		if err := x.c.api.Do(ctx, "POST", "/v1/tenants/"+t+"/events", ct, body, &out); err != nil {
 			return err
 		}
 		x.c.print(out)
@@ -594,7 +585,7 @@ func deliveriesList(fs *flag.FlagSet) runFunc {
 		setIf(q, "since", *since)
 		setIf(q, "until", *until)
 		var out deliveryPage
-		if err := x.c.do(ctx, "GET", "/v1/tenants/"+t+"/deliveries"+page(q), "", nil, &out); err != nil {
+		if err := x.c.api.Do(ctx, "GET", "/v1/tenants/"+t+"/deliveries"+page(q), "", nil, &out); err != nil {
 			return err
 		}
 		x.printDeliveries(out, false)
@@ -614,7 +605,7 @@ func deliveriesShow(fs *flag.FlagSet) runFunc {
 		var out deliveryPage
 		for _, key := range []string{"notification", "event"} {
 			q := url.Values{key: {args[0]}, "limit": {"500"}}
-			if err := x.c.do(ctx, "GET", "/v1/tenants/"+t+"/deliveries?"+q.Encode(), "", nil, &out); err != nil {
+			if err := x.c.api.Do(ctx, "GET", "/v1/tenants/"+t+"/deliveries?"+q.Encode(), "", nil, &out); err != nil {
 				return err
 			}
 			if len(out.Items) > 0 {

@@ -74,14 +74,14 @@ type tailQuery struct {
 // tail follows a tenant's delivery attempts in the audit trail, printing
 // each once. Without since it starts after the newest attempt recorded
 // now, by the server's clock.
-func tail(ctx context.Context, c *client, q tailQuery, stdout io.Writer) error {
+func tail(ctx context.Context, c *session, q tailQuery, stdout io.Writer) error {
 	from := q.since
 	seen := map[string]bool{} // attempts recorded at exactly from
 	if from.IsZero() {
 		var newest struct {
 			Items []auditchain.Record `json:"items"`
 		}
-		if err := c.do(ctx, "GET", "/v1/tenants/"+q.tenant+"/audit?kind=attempt&order=desc&limit=1", "", nil, &newest); err != nil {
+		if err := c.api.Do(ctx, "GET", "/v1/tenants/"+q.tenant+"/audit?kind=attempt&order=desc&limit=1", "", nil, &newest); err != nil {
 			return err
 		}
 		if len(newest.Items) > 0 {
@@ -105,7 +105,7 @@ func tail(ctx context.Context, c *client, q tailQuery, stdout io.Writer) error {
 				Items      []auditchain.Record `json:"items"`
 				NextCursor string              `json:"next_cursor"`
 			}
-			if err := c.do(ctx, "GET", "/v1/tenants/"+q.tenant+"/audit?"+v.Encode(), "", nil, &page); err != nil {
+			if err := c.api.Do(ctx, "GET", "/v1/tenants/"+q.tenant+"/audit?"+v.Encode(), "", nil, &page); err != nil {
 				if ctx.Err() != nil {
 					return nil
 				}

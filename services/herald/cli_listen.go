@@ -57,8 +57,8 @@ func listen(ctx context.Context, x *invocation, o listenOptions) error {
 	secretList, keyList := splitList(o.secrets), splitList(o.pubKeys)
 	if o.subscribe {
 		var sub map[string]any
-		body, _ := json.Marshal(map[string]any{"url": "http://" + ln.Addr().String() + "/", "events": splitList(o.events), "description": "herald listen"})
-		if err := c.do(ctx, "POST", "/v1/tenants/"+pathEscape(o.tenant)+"/subscriptions", "application/json", body, &sub); err != nil {
+		body := map[string]any{"url": "http://" + ln.Addr().String() + "/", "events": splitList(o.events), "description": "herald listen"}
+		if err := c.api.DoJSON(ctx, "POST", "/v1/tenants/"+pathEscape(o.tenant)+"/subscriptions", body, &sub); err != nil {
 			ln.Close()
 			return fmt.Errorf("subscribe: %w", err)
 		}
@@ -73,7 +73,7 @@ func listen(ctx context.Context, x *invocation, o listenOptions) error {
 		defer func() {
 			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 			defer cancel()
-			if err := c.do(dctx, "DELETE", "/v1/tenants/"+pathEscape(o.tenant)+"/subscriptions/"+pathEscape(id), "", nil, nil); err != nil {
+			if err := c.api.Do(dctx, "DELETE", "/v1/tenants/"+pathEscape(o.tenant)+"/subscriptions/"+pathEscape(id), "", nil, nil); err != nil {
 				fmt.Fprintf(stderr, "remove subscription %s: %v\n", id, err)
 			} else {
 				fmt.Fprintf(stdout, "removed subscription %s\n", id)

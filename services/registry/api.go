@@ -95,6 +95,16 @@ func (f *fieldErrors) add(ptr, format string, args ...any) {
 	*f = append(*f, problem.FieldError{Pointer: ptr, Detail: fmt.Sprintf(format, args...)})
 }
 
+// has reports whether a problem was found at ptr.
+func (f fieldErrors) has(ptr string) bool {
+	for _, e := range f {
+		if e.Pointer == ptr {
+			return true
+		}
+	}
+	return false
+}
+
 func (f fieldErrors) problem() *problem.Problem {
 	if len(f) == 0 {
 		return nil

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/heraldhq/herald/pkg/problem"
+	"github.com/heraldhq/herald/pkg/subscription"
 	"github.com/heraldhq/herald/schemas"
 )
 
@@ -75,7 +76,7 @@ func (s *Service) checkEventTypes(ctx context.Context, tenant string, events []s
 		return *custom, customErr
 	}
 	for i, name := range events {
-		if name == "*" || strings.HasSuffix(name, ".*") || !validPattern(name) {
+		if name == "*" || strings.HasSuffix(name, ".*") || !subscription.ValidPattern(name) {
 			continue // patterns are free; a malformed name already has its error
 		}
 		ptr := fmt.Sprintf("/events/%d", i)

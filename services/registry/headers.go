@@ -2,9 +2,9 @@ package registry
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"net/http"
-	"strings"
 
 	"github.com/heraldhq/herald/pkg/subscription"
 )
@@ -75,35 +75,25 @@ func parseHeaderValue(raw json.RawMessage) (value string, secret, ok bool) {
 
 // applyHeaders replaces sub's custom headers with in, sealing the secret
 // ones and keeping a stored secret where in leaves its value empty.
+//
+// The header rules are the domain's: a bad name or value is reported here,
+// where the value is still plain text, and left out; the count and
+// case-insensitive duplicates are Validate's, on the result.
 func (s *Service) applyHeaders(in headerInputs, sub *subscription.Subscription, errs *fieldErrors) {
-	if len(in) > maxHeaders {
-		errs.add("/headers", "at most %d headers", maxHeaders)
-	}
 	old := *sub
 	plain, secret := map[string]string{}, map[string]subscription.SecretHeader{}
-	seen := map[string]bool{}
 	for name, raw := range in {
-		ptr := "/headers/" + escapePointer(name)
+		ptr := "/headers/" + subscription.EscapePointer(name)
 		v, marked, ok := parseHeaderValue(raw)
-		canon := http.CanonicalHeaderKey(name)
-		switch {
-		case !ok:
+		if !ok {
 			errs.add(ptr, `want a string, or an object {"value": "...", "secret": true}`)
 			continue
-		case !headerNameRE.MatchString(name):
-			errs.add(ptr, "not a valid header name")
-			continue
-		case reservedHeader(name):
-			errs.add(ptr, "reserved header: Herald sets it")
-			continue
-		case seen[canon]:
-			errs.add(ptr, "duplicate header: names are case-insensitive")
-			continue
-		case strings.ContainsAny(v, "\r\n\x00") || len(v) > 1024:
-			errs.add(ptr, "the value must be one line of at most 1024 bytes")
+		}
+		if p := cmp.Or(subscription.HeaderNameProblem(name), subscription.HeaderValueProblem(v)); p != "" {
+			errs.add(ptr, "%s", p)
 			continue
 		}
-		seen[canon] = true
+		canon := http.CanonicalHeaderKey(name)
 		if !marked && !subscription.IsSecretHeader(name) {
 			plain[name] = v
 			continue

@@ -3,16 +3,12 @@ package registry
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
-	"regexp"
 	"strings"
-	"text/template"
 	"time"
-	"unicode/utf8"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -137,85 +133,46 @@ func viewSub(s subscription.Subscription) subView {
 	return v
 }
 
-var headerNameRE = regexp.MustCompile("^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$")
-
-// reservedHeaders are set by Herald (signature, CloudEvents, transport,
-// tracing) and may not be overridden by a tenant.
-var reservedHeaders = map[string]bool{
-	"content-type": true, "content-length": true, "content-encoding": true, "host": true,
-	"authorization": true, "proxy-authorization": true, "traceparent": true, "tracestate": true,
-	"baggage": true, "user-agent": true, "connection": true, "keep-alive": true, "te": true,
-	"trailer": true, "transfer-encoding": true, "upgrade": true, "expect": true, "cookie": true,
-}
-
-func reservedHeader(name string) bool {
-	n := strings.ToLower(name)
-	return reservedHeaders[n] || strings.HasPrefix(n, "webhook-") || strings.HasPrefix(n, "ce-") ||
-		strings.HasPrefix(n, "x-forwarded-") || strings.HasPrefix(n, "proxy-")
-}
-
-const (
-	maxEvents      = 50
-	maxHeaders     = 20
-	maxMetadata    = 50
-	maxTemplate    = 16 << 10
-	maxDescription = 1000
-	maxURL         = 2048
-	maxRateLimit   = 10000
-)
-
 // apply merges in onto sub (a zero Subscription on create) and validates the
-// result, adding every problem to errs. Secrets in in are sealed.
+// result, adding every problem to errs. Secrets in in are sealed. The field
+// rules are the domain's (subscription.Validate); apply adds those on input
+// only (status a caller may set, credentials before they are sealed) and
+// those that need the world (the URL guard, the event-type catalog, the
+// handshake).
 func (s *Service) apply(ctx context.Context, in subInput, sub *subscription.Subscription, create bool, errs *fieldErrors) {
-	if in.URL != nil {
-		u := strings.TrimSpace(*in.URL)
-		switch {
-		case u == "":
-			errs.add("/url", "required")
-		case len(u) > maxURL:
-			errs.add("/url", "longer than %d bytes", maxURL)
-		default:
-			allowed, err := s.checkURL(ctx, sub.Tenant, u)
-			if err != nil {
-				errs.add("/url", "%s", err.Error())
-			}
-			sub.OperatorAllowed = allowed
+	s.merge(in, sub, create, errs)
+	for _, fe := range sub.Validate() {
+		*errs = append(*errs, problem.FieldError(fe))
+	}
+	if in.URL != nil && !errs.has("/url") {
+		allowed, err := s.checkURL(ctx, sub.Tenant, sub.URL)
+		if err != nil {
+			errs.add("/url", "%s", err.Error())
 		}
-		sub.URL = u
-	} else if create {
-		errs.add("/url", "required")
+		sub.OperatorAllowed = allowed
+	}
+	if in.Events != nil {
+		s.checkEventTypes(ctx, sub.Tenant, sub.Events, errs)
+	}
+	s.runHandshake(ctx, in, sub, create, errs) // handshake.go; last, once the rest is valid
+}
+
+// merge copies the members present in in onto sub and fills the defaults.
+// It reports only what Validate cannot see on the merged record: a status
+// a caller may not set, and bad credentials and headers, which are sealed
+// here.
+func (s *Service) merge(in subInput, sub *subscription.Subscription, create bool, errs *fieldErrors) {
+	if in.URL != nil {
+		sub.URL = strings.TrimSpace(*in.URL)
 	}
 	if in.Events != nil {
 		sub.Events = *in.Events
-		switch n := len(sub.Events); {
-		case n == 0:
-			errs.add("/events", "at least one event type or pattern is required")
-		case n > maxEvents:
-			errs.add("/events", "at most %d entries", maxEvents)
-		}
-		for i, e := range sub.Events {
-			if !validPattern(e) {
-				errs.add(fmt.Sprintf("/events/%d", i), `want an event type ("alert.opened"), a prefix pattern ("alert.*") or "*"`)
-			}
-		}
-		s.checkEventTypes(ctx, sub.Tenant, sub.Events, errs)
-	} else if create {
-		errs.add("/events", "required")
 	}
 	if in.Filter != nil {
 		// Not trimmed: error columns must match what the caller sent.
 		sub.Filter = *in.Filter
 		if strings.TrimSpace(sub.Filter) == "" {
 			sub.Filter = ""
-		} else {
-			if _, err := subscription.CompileFilter(sub.Filter); err != nil {
-				var fe *subscription.FilterError
-				if errors.As(err, &fe) {
-					errs.add("/filter", "line %d, column %d: %s", fe.Line, fe.Column, fe.Message)
-				} else {
-					errs.add("/filter", "%s", err.Error())
-				}
-			}
 		}
 	}
 	if in.IncludeSubaccounts != nil {
@@ -232,26 +189,8 @@ func (s *Service) apply(ctx context.Context, in subInput, sub *subscription.Subs
 	}
 	if in.Template != nil {
 		sub.Template = *in.Template
-	}
-	switch sub.PayloadMode {
-	case subscription.PayloadStructured, subscription.PayloadBinary:
-		if in.Template != nil && sub.Template != "" {
-			errs.add("/template", "only with payload_mode template")
-		}
-		sub.Template = ""
-	case subscription.PayloadTemplate:
-		switch {
-		case sub.Template == "":
-			errs.add("/template", "required with payload_mode template")
-		case len(sub.Template) > maxTemplate:
-			errs.add("/template", "longer than %d bytes", maxTemplate)
-		default:
-			if _, err := template.New("body").Option("missingkey=zero").Parse(sub.Template); err != nil {
-				errs.add("/template", "%s", strings.TrimPrefix(err.Error(), "template: "))
-			}
-		}
-	default:
-		errs.add("/payload_mode", "want structured, binary or template")
+	} else if sub.PayloadMode != subscription.PayloadTemplate {
+		sub.Template = "" // left over from an earlier template mode
 	}
 	if in.RetryPolicy != nil {
 		sub.RetryPolicy = *in.RetryPolicy
@@ -259,16 +198,11 @@ func (s *Service) apply(ctx context.Context, in subInput, sub *subscription.Subs
 	if sub.RetryPolicy == "" {
 		sub.RetryPolicy = subscription.RetryDefault
 	}
-	if sub.RetryPolicy != subscription.RetryDefault && sub.RetryPolicy != subscription.RetrySingle {
-		errs.add("/retry_policy", "want default or single")
-	}
 	if in.RateLimit != nil {
 		sub.RateLimit = *in.RateLimit
-		if sub.RateLimit < 0 || sub.RateLimit > maxRateLimit {
-			errs.add("/rate_limit", "want 0 (unlimited) to %d requests per second", maxRateLimit)
-		}
 	}
 	if in.Status != nil {
+		// Only Herald disables; a caller pauses or enables.
 		if *in.Status != subscription.StatusEnabled && *in.Status != subscription.StatusPaused {
 			errs.add("/status", "want enabled or paused")
 		} else if *in.Status != sub.Status {
@@ -280,20 +214,9 @@ func (s *Service) apply(ctx context.Context, in subInput, sub *subscription.Subs
 	}
 	if in.Description != nil {
 		sub.Description = *in.Description
-		if utf8.RuneCountInString(sub.Description) > maxDescription {
-			errs.add("/description", "at most %d characters", maxDescription)
-		}
 	}
 	if in.Metadata != nil {
 		sub.Metadata = *in.Metadata
-		if len(sub.Metadata) > maxMetadata {
-			errs.add("/metadata", "at most %d entries", maxMetadata)
-		}
-		for k, v := range sub.Metadata {
-			if k == "" || len(k) > 64 || len(v) > 512 {
-				errs.add("/metadata/"+escapePointer(k), "keys 1-64 bytes, values at most 512 bytes")
-			}
-		}
 		if len(sub.Metadata) == 0 {
 			sub.Metadata = nil
 		}
@@ -306,9 +229,13 @@ func (s *Service) apply(ctx context.Context, in subInput, sub *subscription.Subs
 	} else if create {
 		sub.Auth.Type = subscription.AuthNone
 	}
-	s.runHandshake(ctx, in, sub, create, errs) // handshake.go; last, once the rest is valid
 }
 
+// applyAuth replaces the auth settings with in, sealing its secrets and
+// keeping a stored one that in leaves empty. It reports only what the plain
+// text shows (credentials the type does not send, a token of more than one
+// word, a client certificate that does not match its key); Validate checks
+// the result.
 func (s *Service) applyAuth(in authInput, a *subscription.Auth, errs *fieldErrors) {
 	old := *a
 	next := subscription.Auth{Secrets: old.Secrets, Type: in.Type}
@@ -322,16 +249,11 @@ func (s *Service) applyAuth(in authInput, a *subscription.Auth, errs *fieldError
 		}
 	case subscription.AuthBasic:
 		next.Username = in.Username
-		if in.Username == "" || strings.ContainsAny(in.Username, ":\r\n") {
-			errs.add("/auth/username", "required with basic auth, without ':'")
-		}
 		switch {
 		case in.Password != "":
 			next.PasswordSealed = s.keys.Seal(in.Password)
 		case old.Type == subscription.AuthBasic && old.PasswordSealed != "":
 			next.PasswordSealed = old.PasswordSealed
-		default:
-			errs.add("/auth/password", "required with basic auth")
 		}
 		if in.Token != "" {
 			errs.add("/auth/token", "only with bearer auth")
@@ -345,14 +267,10 @@ func (s *Service) applyAuth(in authInput, a *subscription.Auth, errs *fieldError
 			next.TokenSealed = s.keys.Seal(in.Token)
 		case old.Type == subscription.AuthBearer && old.TokenSealed != "":
 			next.TokenSealed = old.TokenSealed
-		default:
-			errs.add("/auth/token", "required with bearer auth")
 		}
 		if in.Username != "" || in.Password != "" {
 			errs.add("/auth/username", "only with basic auth")
 		}
-	default:
-		errs.add("/auth/type", "want none, basic or bearer")
 	}
 	if in.Ed25519 {
 		if old.Ed25519KeySealed != "" {
@@ -383,24 +301,8 @@ func (s *Service) applyAuth(in authInput, a *subscription.Auth, errs *fieldError
 			}
 		}
 	}
-	if in.CACert != "" {
-		if !x509.NewCertPool().AppendCertsFromPEM([]byte(in.CACert)) {
-			errs.add("/auth/ca_cert", "holds no PEM certificate")
-		}
-		next.CACertPEM = in.CACert
-	}
+	next.CACertPEM = in.CACert
 	*a = next
-}
-
-func validPattern(p string) bool {
-	if p == "*" {
-		return true
-	}
-	return contract.ValidateType(strings.TrimSuffix(p, ".*")) == nil
-}
-
-func escapePointer(s string) string {
-	return strings.ReplaceAll(strings.ReplaceAll(s, "~", "~0"), "/", "~1")
 }
 
 // newSecret makes an HMAC secret record and returns it with the plaintext.
