@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -229,6 +231,24 @@ func redeliver(t *testing.T, h started, tenant, subID string, ce map[string]any,
 	t.Helper()
 	ctx := context.Background()
 	_, js := natstest.Connect(t, h.NATSURL)
+	// A redelivery comes after AckWait, when the first delivery's record
+	// has long been written (it is written with the outcome, not waited
+	// for): wait for it as the consumer would.
+	kv, err := js.KeyValue(ctx, contract.BucketDeliveryState)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte(ce["id"].(string) + ":" + subID))
+	natstest.Eventually(t, 30*time.Second, func() error {
+		e, err := kv.Get(ctx, hex.EncodeToString(sum[:]))
+		if err != nil {
+			return err
+		}
+		if !bytes.Contains(e.Value(), []byte(`"state":"delivered"`)) {
+			return fmt.Errorf("pair record %s", e.Value())
+		}
+		return nil
+	})
 	d := payload.Delivery{Tenant: tenant, SubscriptionID: subID, NotificationTenant: tenant,
 		NotificationID: ce["id"].(string), NotificationType: ce["type"].(string), Notification: notification, Attempt: 1}
 	e := event.New()
