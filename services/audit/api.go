@@ -136,13 +136,19 @@ func (s *Service) serveAudit(w http.ResponseWriter, r *http.Request, tenant stri
 func (s *Service) serveQuery(w http.ResponseWriter, r *http.Request, tenant string, q query) {
 	page, err := s.Query(r.Context(), tenant, q)
 	if err != nil {
-		s.log.ErrorContext(r.Context(), "audit query failed", "tenant", tenant, "error", err)
-		pr := problem.New(http.StatusServiceUnavailable, "audit trail unavailable, try again")
-		pr.RetryAfter = time.Second
-		problem.Write(w, r, pr)
+		s.unavailable(w, r, "audit query failed", tenant, err)
 		return
 	}
 	writeJSON(w, page)
+}
+
+// unavailable logs a failed read of the trail and answers 503 with a
+// Retry-After: the stream or the bus is briefly away.
+func (s *Service) unavailable(w http.ResponseWriter, r *http.Request, what, tenant string, err error) {
+	s.log.ErrorContext(r.Context(), what, "tenant", tenant, "error", err)
+	pr := problem.New(http.StatusServiceUnavailable, "audit trail unavailable, try again")
+	pr.RetryAfter = time.Second
+	problem.Write(w, r, pr)
 }
 
 // Query answers q from the index and the stream. Pages run newest first
@@ -228,10 +234,7 @@ func (s *Service) serveVerify(w http.ResponseWriter, r *http.Request, tenant str
 	}
 	res, err := s.Verify(r.Context(), tenant)
 	if err != nil {
-		s.log.ErrorContext(r.Context(), "audit verify failed", "tenant", tenant, "error", err)
-		pr := problem.New(http.StatusServiceUnavailable, "audit trail unavailable, try again")
-		pr.RetryAfter = time.Second
-		problem.Write(w, r, pr)
+		s.unavailable(w, r, "audit verify failed", tenant, err)
 		return
 	}
 	writeJSON(w, res)

@@ -95,10 +95,7 @@ func (s *Service) serveDeliveries(w http.ResponseWriter, r *http.Request, tenant
 	q.Kind = auditchain.KindAttempt
 	page, err := s.Deliveries(r.Context(), tenant, q)
 	if err != nil {
-		s.log.ErrorContext(r.Context(), "delivery query failed", "tenant", tenant, "error", err)
-		pr := problem.New(http.StatusServiceUnavailable, "audit trail unavailable, try again")
-		pr.RetryAfter = time.Second
-		problem.Write(w, r, pr)
+		s.unavailable(w, r, "delivery query failed", tenant, err)
 		return
 	}
 	writeJSON(w, page)

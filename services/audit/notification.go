@@ -71,10 +71,7 @@ func (s *Service) serveNotification(w http.ResponseWriter, r *http.Request, tena
 	}
 	fate, err := s.Fate(r.Context(), tenant, id)
 	if err != nil {
-		s.log.ErrorContext(r.Context(), "notification fate", "tenant", tenant, "error", err)
-		pr := problem.New(http.StatusServiceUnavailable, "audit trail unavailable, try again")
-		pr.RetryAfter = time.Second
-		problem.Write(w, r, pr)
+		s.unavailable(w, r, "notification fate", tenant, err)
 		return
 	}
 	if fate.Notification == nil && len(fate.Subscriptions) == 0 {
