@@ -15,6 +15,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/heraldhq/herald/pkg/bus"
 	"github.com/heraldhq/herald/pkg/problem"
 )
 
@@ -165,30 +166,10 @@ func window(keys []string, p page) ([]string, string) {
 	return keys, ""
 }
 
-// listKeys returns the bucket's keys matching filter (a subject filter, or
-// "" for all).
-func listKeys(ctx context.Context, kv jetstream.KeyValue, filter string) ([]string, error) {
-	var (
-		l   jetstream.KeyLister
-		err error
-	)
-	if filter == "" {
-		l, err = kv.ListKeys(ctx)
-	} else {
-		l, err = kv.ListKeysFiltered(ctx, filter)
-	}
-	if errors.Is(err, jetstream.ErrNoKeysFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = l.Stop() }()
-	var keys []string
-	for k := range l.Keys() {
-		keys = append(keys, k)
-	}
-	return keys, nil
+// listKeys lists kv's live keys under filter ("" for all); see
+// bus.ListKeys for why not kv.ListKeys.
+func (s *Service) listKeys(ctx context.Context, kv jetstream.KeyValue, filter string) ([]string, error) {
+	return bus.ListKeys(ctx, s.js, kv.Bucket(), filter)
 }
 
 func internalError(w http.ResponseWriter, r *http.Request, s *Service, what string, err error) {

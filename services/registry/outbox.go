@@ -142,7 +142,7 @@ func (s *Service) settle(ctx context.Context, kv jetstream.KeyValue, key string,
 // changes of requests that stopped between their write and its settling.
 func (s *Service) sweep(ctx context.Context) {
 	for _, kv := range []jetstream.KeyValue{s.tenantKV(), s.subKV()} {
-		keys, err := listKeys(ctx, kv, "")
+		keys, err := s.listKeys(ctx, kv, "")
 		if err != nil {
 			s.log.WarnContext(ctx, "outbox sweep: list keys", "bucket", kv.Bucket(), "error", err)
 			continue

@@ -33,6 +33,14 @@ import (
 // stand. A record deleted at step 3 exists for one round trip and is never
 // recorded in CHANGES; a notification planned for it meanwhile finds no
 // subscription to deliver to.
+//
+// The argument needs a count that sees every record written before it:
+// bus.ListKeys answers from one server-side snapshot (jetstream's own key
+// listing could end early while losers' records came and went, and let a
+// sixth create through a quota of five). Above 1024 subscriptions the
+// listing is a scan, which can miss a record rewritten while it runs, so a
+// quota above 1024 is exact only when no subscription is being updated
+// while creates race.
 
 // maxQuotaRounds bounds the retries of one create under contention; each
 // round that fails was lost to a create that succeeded.
@@ -82,7 +90,7 @@ func (s *Service) createWithinQuota(ctx context.Context, sub subscription.Subscr
 			return errNotFound // being deleted (outbox.go)
 		}
 		limit := s.quota(t)
-		keys, err := listKeys(ctx, s.subKV(), sub.Tenant+".*")
+		keys, err := s.listKeys(ctx, s.subKV(), sub.Tenant+".*")
 		if err != nil {
 			return fmt.Errorf("count subscriptions: %w", err)
 		}

@@ -57,7 +57,7 @@ func TestQuotaExactUnderConcurrentCreates(t *testing.T) {
 	if created != 5 || refused != 15 {
 		t.Errorf("%d created, %d refused; want 5 and 15", created, refused)
 	}
-	keys, err := listKeys(context.Background(), h.svc.subKV(), "proj.*")
+	keys, err := h.svc.listKeys(context.Background(), h.svc.subKV(), "proj.*")
 	if err != nil || len(keys) != 5 {
 		t.Errorf("%d subscriptions stored (%v), want 5", len(keys), err)
 	}

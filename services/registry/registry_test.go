@@ -309,7 +309,7 @@ func TestTenantCRUDAndDeleteRule(t *testing.T) {
 	if got := strings.Join(deleted, " "); !strings.HasPrefix(got, "subscription:acme-web/sub_") || !strings.HasSuffix(got, "tenant:acme-web/acme-web tenant:acme-eu/acme-eu tenant:acme/acme") {
 		t.Errorf("cascade changes = %s", got)
 	}
-	keys, err := listKeys(context.Background(), h.svc.subKV(), "")
+	keys, err := h.svc.listKeys(context.Background(), h.svc.subKV(), "")
 	if err != nil || len(keys) != 0 {
 		t.Errorf("subscriptions after cascade: %v %v", keys, err)
 	}

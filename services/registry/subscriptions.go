@@ -439,7 +439,7 @@ func (s *Service) listSubscriptions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	status, ev := r.URL.Query().Get("status"), r.URL.Query().Get("event")
-	keys, err := listKeys(r.Context(), s.subKV(), t.ID+".*")
+	keys, err := s.listKeys(r.Context(), s.subKV(), t.ID+".*")
 	if err != nil {
 		internalError(w, r, s, "list subscriptions", err)
 		return

@@ -343,7 +343,7 @@ func visible(pr apiauth.Principal, id string, parents map[string]string) bool {
 }
 
 func (s *Service) allTenants(ctx context.Context) ([]tenancy.Tenant, error) {
-	keys, err := listKeys(ctx, s.tenantKV(), "")
+	keys, err := s.listKeys(ctx, s.tenantKV(), "")
 	if err != nil {
 		return nil, err
 	}
@@ -426,7 +426,7 @@ func (s *Service) deleteTenant(w http.ResponseWriter, r *http.Request) {
 	}
 	walk(t.ID)
 	if !cascade {
-		subs, err := listKeys(r.Context(), s.subKV(), t.ID+".*")
+		subs, err := s.listKeys(r.Context(), s.subKV(), t.ID+".*")
 		if err != nil {
 			internalError(w, r, s, "list subscriptions", err)
 			return
@@ -438,7 +438,7 @@ func (s *Service) deleteTenant(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	for _, id := range order {
-		subs, err := listKeys(r.Context(), s.subKV(), id+".*")
+		subs, err := s.listKeys(r.Context(), s.subKV(), id+".*")
 		if err != nil {
 			internalError(w, r, s, "list subscriptions", err)
 			return
