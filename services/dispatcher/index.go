@@ -57,6 +57,9 @@ func (x *index) watch(ctx context.Context, subs, tenants jetstream.KeyValue, loa
 			return nil
 		case e, ok := <-sw.Updates():
 			if !ok {
+				if ctx.Err() != nil {
+					return nil // the watch ends with ctx
+				}
 				return errors.New("subscriptions watch closed")
 			}
 			if e == nil {
@@ -66,6 +69,9 @@ func (x *index) watch(ctx context.Context, subs, tenants jetstream.KeyValue, loa
 			}
 		case e, ok := <-tw.Updates():
 			if !ok {
+				if ctx.Err() != nil {
+					return nil // the watch ends with ctx
+				}
 				return errors.New("tenants watch closed")
 			}
 			if e == nil {
