@@ -46,9 +46,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/heraldhq/herald/pkg/bus"
-	"github.com/heraldhq/herald/pkg/contract"
-	"github.com/heraldhq/herald/pkg/service"
+	"github.com/heraldhq/herald/services/internal/service"
+	"github.com/heraldhq/herald/services/internal/transport/bus"
+	"github.com/heraldhq/herald/services/internal/transport/contract"
 )
 
 // Config is the audit service's own settings.

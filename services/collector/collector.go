@@ -16,7 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/heraldhq/herald/pkg/telemetry"
+	"github.com/heraldhq/herald/services/internal/telemetry"
 	"log/slog"
 	"strconv"
 	"sync/atomic"
@@ -25,12 +25,12 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/heraldhq/herald/pkg/apiauth"
-	"github.com/heraldhq/herald/pkg/apikey"
-	"github.com/heraldhq/herald/pkg/bus"
-	"github.com/heraldhq/herald/pkg/contract"
-	"github.com/heraldhq/herald/pkg/secretbox"
-	"github.com/heraldhq/herald/pkg/service"
+	"github.com/heraldhq/herald/services/internal/apiauth"
+	"github.com/heraldhq/herald/services/internal/domain/apikey"
+	"github.com/heraldhq/herald/services/internal/domain/secretbox"
+	"github.com/heraldhq/herald/services/internal/service"
+	"github.com/heraldhq/herald/services/internal/transport/bus"
+	"github.com/heraldhq/herald/services/internal/transport/contract"
 )
 
 // Config is the collector's settings.

@@ -6,8 +6,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/heraldhq/herald/pkg/payload"
 	"github.com/heraldhq/herald/services/engine/alertfsm"
+	"github.com/heraldhq/herald/services/internal/domain/payload"
 )
 
 // Raw source event types the engine interprets (data types in

@@ -15,7 +15,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/heraldhq/herald/pkg/problem"
+	"github.com/heraldhq/herald/services/internal/problem"
 )
 
 // maxBody bounds every request body.

@@ -8,10 +8,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/heraldhq/herald/pkg/apiauth"
-	"github.com/heraldhq/herald/pkg/apikey"
-	"github.com/heraldhq/herald/pkg/bus"
-	"github.com/heraldhq/herald/pkg/contract"
+	"github.com/heraldhq/herald/services/internal/apiauth"
+	"github.com/heraldhq/herald/services/internal/domain/apikey"
+	"github.com/heraldhq/herald/services/internal/transport/bus"
+	"github.com/heraldhq/herald/services/internal/transport/contract"
 )
 
 // TestParentKeyManagesItsSubtree: with real API keys (pkg/apikey over the
