@@ -25,7 +25,6 @@ import (
 	"github.com/heraldhq/herald/services/engine"
 	"github.com/heraldhq/herald/services/herald/console"
 	"github.com/heraldhq/herald/services/internal/apiauth"
-	"github.com/heraldhq/herald/services/internal/domain/apikey"
 	"github.com/heraldhq/herald/services/internal/domain/secretbox"
 	"github.com/heraldhq/herald/services/internal/service"
 	"github.com/heraldhq/herald/services/internal/transport/bus"
@@ -242,7 +241,7 @@ func runEmbedded(ctx context.Context, cfg Config, getenv func(string) string, st
 		Topology: contract.DefaultTopology,
 		Getenv:   withDefaults(getenv, devDefaults),
 	}
-	deps.Auth = apiauth.Chain{apiauth.NewAdminToken(cfg.AdminToken), apikey.NewAuthenticator(js)}
+	deps.Auth = apiauth.Chain{apiauth.NewAdminToken(cfg.AdminToken), service.NewKeyAuthenticator(js)}
 	svcs, err := buildAll(deps)
 	if err != nil {
 		return err

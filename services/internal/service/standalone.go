@@ -13,7 +13,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/heraldhq/herald/services/internal/apiauth"
-	"github.com/heraldhq/herald/services/internal/domain/apikey"
 	"github.com/heraldhq/herald/services/internal/domain/secretbox"
 	"github.com/heraldhq/herald/services/internal/transport/bus"
 	"github.com/heraldhq/herald/services/internal/transport/contract"
@@ -107,7 +106,7 @@ func RunStandalone(ctx context.Context, name string, getenv func(string) string,
 		Topology: contract.Topology{Replicas: cfg.Replicas, Storage: contract.DefaultTopology.Storage},
 		// Tenant API keys work on every service's API, not only the
 		// collector's that issues them.
-		Auth: apiauth.Chain{apiauth.NewAdminToken(cfg.AdminToken), apikey.NewAuthenticator(js)},
+		Auth: apiauth.Chain{apiauth.NewAdminToken(cfg.AdminToken), NewKeyAuthenticator(js)},
 	}
 	svc, err := build(deps)
 	if err != nil {

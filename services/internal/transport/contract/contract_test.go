@@ -141,7 +141,7 @@ var update = flag.Bool("update", false, "rewrite the README's stream table")
 // The README's stream table is generated from Routes; this keeps it current.
 // Run with -update to rewrite it.
 func TestREADMETableIsCurrent(t *testing.T) {
-	readme, err := os.ReadFile("../../README.md")
+	readme, err := os.ReadFile("../../../../README.md")
 	if err != nil {
 		t.Fatalf("read README: %v", err)
 	}
@@ -153,12 +153,12 @@ func TestREADMETableIsCurrent(t *testing.T) {
 	}
 	if *update {
 		s = s[:i+len(begin)] + MarkdownTable() + s[j:]
-		if err := os.WriteFile("../../README.md", []byte(s), 0o644); err != nil {
+		if err := os.WriteFile("../../../../README.md", []byte(s), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		return
 	}
 	if got, want := s[i+len(begin):j], MarkdownTable(); got != want {
-		t.Errorf("README stream table is stale; run go test ./pkg/contract -run README -update, or replace it with:\n%s", want)
+		t.Errorf("README stream table is stale; run go test ./services/internal/transport/contract -run README -update, or replace it with:\n%s", want)
 	}
 }
