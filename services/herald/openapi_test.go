@@ -65,9 +65,9 @@ func openAPIOperations(t *testing.T) []docOp {
 var routePattern = regexp.MustCompile(`^(GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS) /[^ ]*$`)
 
 // servedPatterns finds every ServeMux pattern ("METHOD /path") in the
-// services' and services/internal/service's non-test Go files: wherever a route is
-// registered its pattern is a string literal, or a method literal plus a
-// string constant ("GET "+console.Prefix).
+// services' and services/internal/service's non-test Go files: wherever a
+// route is registered its pattern is a string literal, or a method literal
+// plus a string constant ("GET "+console.Prefix).
 func servedPatterns(t *testing.T) map[string]string {
 	t.Helper()
 	fset := token.NewFileSet()
