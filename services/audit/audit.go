@@ -1,5 +1,5 @@
 // Package audit keeps Herald's tamper-evident trail: one hash chain per
-// tenant (pkg/auditchain) on the AUDIT stream, fed by durable consumers on
+// tenant (package auditchain) on the AUDIT stream, fed by durable consumers on
 // EVENTS, NOTIFICATIONS, ATTEMPTS and CHANGES (and DEADLETTERS, the poison
 // messages any consumer set aside), with the chain heads in the
 // audit-heads bucket. It serves the delivery log, the audit query and the

@@ -11,7 +11,8 @@ import (
 )
 
 // Raw source event types the engine interprets (data types in
-// pkg/payload/sources.go); every other type passes through.
+// services/internal/domain/payload/sources.go); every other type passes
+// through.
 const (
 	typeVManageAlarm = payload.TypeVManageAlarm
 	typeLMCAlert     = payload.TypeLMCAlert

@@ -6,7 +6,7 @@
 //
 // Secrets (HMAC "whsec_" secrets, ed25519 keys, passwords, tokens, client
 // keys) are generated or accepted here, sealed with the operator keyring
-// (pkg/secretbox) before they are stored, returned at most once, and never
+// (package secretbox) before they are stored, returned at most once, and never
 // logged, put in CHANGES or echoed in errors.
 //
 // Every write stores its CHANGES record in the written record ("outbox")

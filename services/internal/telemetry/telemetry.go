@@ -1,6 +1,7 @@
 // Package telemetry sets up OpenTelemetry for a Herald process: traces
 // exported with OTLP/HTTP when OTEL_EXPORTER_OTLP_ENDPOINT is set, the W3C
-// TraceContext propagator that pkg/bus uses for NATS headers, and metrics served on a Prometheus /metrics endpoint and,
+// TraceContext propagator that package bus uses for NATS headers, and metrics
+// served on a Prometheus /metrics endpoint and,
 // with an endpoint, pushed with OTLP too. The instruments live in metrics.go.
 package telemetry
 
@@ -115,7 +116,7 @@ var current atomic.Pointer[Provider]
 var defaultTracerProvider = otel.GetTracerProvider()
 
 // Setup builds the providers and installs them as the OpenTelemetry globals,
-// which pkg/bus and otelhttp use. The TraceContext propagator and a tracer
+// which package bus and otelhttp use. The TraceContext propagator and a tracer
 // that starts traces are installed always, so every bus message carries a
 // traceparent even in a process that exports nothing. Call shutdown on the
 // way out to flush spans.

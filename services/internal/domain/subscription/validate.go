@@ -31,7 +31,7 @@ type FieldError struct {
 
 func (e FieldError) Error() string { return e.Pointer + ": " + e.Detail }
 
-// typeRE is the event-type syntax of pkg/contract.ValidateType (types
+// typeRE is the event-type syntax of contract.ValidateType (types
 // become subject tokens). It is repeated here so that this package stays
 // free of NATS; a test keeps the two in step.
 var typeRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*(\.[a-z0-9][a-z0-9_-]*)*$`)

@@ -25,7 +25,7 @@ import (
 // same writers pipelining with PublishAsync, and the writers going through
 // a Batcher (atomic batches, one fsync per batch). ns/op is per record.
 //
-//	go test -run '^$' -bench DurableWrite -benchtime 2000x ./pkg/bus
+//	go test -run '^$' -bench DurableWrite -benchtime 2000x ./services/internal/transport/bus
 func BenchmarkDurableWrite(b *testing.B) {
 	for _, sync := range []bool{true, false} {
 		b.Run(fmt.Sprintf("sync_always=%v", sync), func(b *testing.B) {

@@ -214,7 +214,7 @@ func Bucket(name string, t Topology) jetstream.KeyValueConfig {
 	case BucketSubscriptions:
 		cfg.Description = "Subscriptions keyed <tenant>.<id>; written by the registry, watched by the dispatcher"
 	case BucketAPIKeys:
-		cfg.Description = "Hashed tenant API keys; written by the collector (pkg/apikey), read by every API"
+		cfg.Description = "Hashed tenant API keys; written by the collector (its keystore), read by every API"
 	case BucketAlerts:
 		cfg.Description = "Alert state per key; written by the engine with CAS"
 	case BucketOperations:
