@@ -1,5 +1,5 @@
 // Package audit keeps Herald's tamper-evident trail: one hash chain per
-// tenant (pkg/auditchain) on the AUDIT stream, fed by durable consumers on
+// tenant (package auditchain) on the AUDIT stream, fed by durable consumers on
 // EVENTS, NOTIFICATIONS, ATTEMPTS and CHANGES (and DEADLETTERS, the poison
 // messages any consumer set aside), with the chain heads in the
 // audit-heads bucket. It serves the delivery log, the audit query and the
@@ -46,9 +46,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/heraldhq/herald/pkg/bus"
-	"github.com/heraldhq/herald/pkg/contract"
-	"github.com/heraldhq/herald/pkg/service"
+	"github.com/heraldhq/herald/services/internal/service"
+	"github.com/heraldhq/herald/services/internal/transport/bus"
+	"github.com/heraldhq/herald/services/internal/transport/contract"
 )
 
 // Config is the audit service's own settings.

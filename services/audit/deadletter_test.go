@@ -4,9 +4,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/heraldhq/herald/pkg/auditchain"
-	"github.com/heraldhq/herald/pkg/contract"
-	"github.com/heraldhq/herald/pkg/payload"
+	"github.com/heraldhq/herald/services/internal/domain/auditchain"
+	"github.com/heraldhq/herald/services/internal/domain/payload"
+	"github.com/heraldhq/herald/services/internal/transport/contract"
 )
 
 // A poison message set aside by a consumer becomes an audit record that

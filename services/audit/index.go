@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/heraldhq/herald/pkg/auditchain"
+	"github.com/heraldhq/herald/services/internal/domain/auditchain"
 )
 
 // entry locates one record in AUDIT; the record itself stays in the stream.

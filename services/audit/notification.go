@@ -10,9 +10,9 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/heraldhq/herald/pkg/auditchain"
-	"github.com/heraldhq/herald/pkg/payload"
-	"github.com/heraldhq/herald/pkg/problem"
+	"github.com/heraldhq/herald/services/internal/domain/auditchain"
+	"github.com/heraldhq/herald/services/internal/domain/payload"
+	"github.com/heraldhq/herald/services/internal/problem"
 )
 
 // A notification's fate per subscription ("attempts by endpoint"), read

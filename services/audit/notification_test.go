@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/heraldhq/herald/pkg/payload"
+	"github.com/heraldhq/herald/services/internal/domain/payload"
 )
 
 // TestNotificationFate: GET .../notifications/{id} lists every subscription

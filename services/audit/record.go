@@ -16,11 +16,11 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/heraldhq/herald/pkg/auditchain"
-	"github.com/heraldhq/herald/pkg/bus"
-	"github.com/heraldhq/herald/pkg/cenats"
-	"github.com/heraldhq/herald/pkg/contract"
-	"github.com/heraldhq/herald/pkg/payload"
+	"github.com/heraldhq/herald/services/internal/domain/auditchain"
+	"github.com/heraldhq/herald/services/internal/domain/payload"
+	"github.com/heraldhq/herald/services/internal/transport/bus"
+	"github.com/heraldhq/herald/services/internal/transport/cenats"
+	"github.com/heraldhq/herald/services/internal/transport/contract"
 )
 
 // input decodes a consumed message and fills the fields every record has.

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/heraldhq/herald/pkg/natstest"
 	"github.com/heraldhq/herald/schemas"
+	"github.com/heraldhq/herald/services/internal/transport/natstest"
 )
 
 // The exact reference samples (shared/reference 000-003, the vManage one

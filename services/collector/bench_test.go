@@ -8,7 +8,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/heraldhq/herald/pkg/natstest"
+	"github.com/heraldhq/herald/services/internal/transport/natstest"
 )
 
 // Events per second through HTTP into a real embedded JetStream (file

@@ -14,7 +14,7 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/cloudevents/sdk-go/v2/types"
 
-	"github.com/heraldhq/herald/pkg/problem"
+	"github.com/heraldhq/herald/services/internal/problem"
 )
 
 // Media types of the CloudEvents HTTP binding's structured and batch modes.

@@ -16,7 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/heraldhq/herald/pkg/telemetry"
+	"github.com/heraldhq/herald/services/internal/telemetry"
 	"log/slog"
 	"strconv"
 	"sync/atomic"
@@ -25,12 +25,11 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/heraldhq/herald/pkg/apiauth"
-	"github.com/heraldhq/herald/pkg/apikey"
-	"github.com/heraldhq/herald/pkg/bus"
-	"github.com/heraldhq/herald/pkg/contract"
-	"github.com/heraldhq/herald/pkg/secretbox"
-	"github.com/heraldhq/herald/pkg/service"
+	"github.com/heraldhq/herald/services/internal/apiauth"
+	"github.com/heraldhq/herald/services/internal/domain/secretbox"
+	"github.com/heraldhq/herald/services/internal/service"
+	"github.com/heraldhq/herald/services/internal/transport/bus"
+	"github.com/heraldhq/herald/services/internal/transport/contract"
 )
 
 // Config is the collector's settings.
@@ -102,7 +101,7 @@ type Service struct {
 	events *bus.Batcher
 
 	tenants atomic.Pointer[jetstream.KeyValue]
-	keys    atomic.Pointer[apikey.Store]
+	keys    atomic.Pointer[keyStore]
 	ready   atomic.Bool
 }
 
@@ -120,7 +119,7 @@ func New(cfg Config, deps service.Deps) (*Service, error) {
 	}
 	// Tenant API keys always work on the collector's routes, whatever the
 	// composition root chained into deps.Auth.
-	auth := apiauth.Chain{deps.Auth, apikey.NewAuthenticator(deps.JS)}
+	auth := apiauth.Chain{deps.Auth, service.NewKeyAuthenticator(deps.JS)}
 	return &Service{
 		metrics: deps.Metrics,
 		cfg:     cfg, nc: deps.NC, js: deps.JS, log: log.With("service", "collector"), topo: deps.Topology,
@@ -151,7 +150,7 @@ func (s *Service) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.keys.Store(apikey.NewStore(keys))
+	s.keys.Store(newKeyStore(keys))
 	tenants, err := bus.WaitForBucket(ctx, s.js, contract.BucketTenants)
 	if err != nil {
 		if ctx.Err() != nil {

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
-	"github.com/heraldhq/herald/pkg/natstest"
+	"github.com/heraldhq/herald/services/internal/transport/natstest"
 )
 
 // FuzzDecodeBinary: no header value makes the binary-mode decoder panic,

@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/heraldhq/herald/pkg/bus"
-	"github.com/heraldhq/herald/pkg/contract"
-	"github.com/heraldhq/herald/pkg/subscription"
+	"github.com/heraldhq/herald/services/internal/domain/subscription"
+	"github.com/heraldhq/herald/services/internal/transport/bus"
+	"github.com/heraldhq/herald/services/internal/transport/contract"
 )
 
 // BenchmarkIsolation measures the nine healthy endpoints of ten while the

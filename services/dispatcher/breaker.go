@@ -8,7 +8,7 @@ import (
 
 	"golang.org/x/time/rate"
 
-	"github.com/heraldhq/herald/pkg/subscription"
+	"github.com/heraldhq/herald/services/internal/domain/subscription"
 )
 
 // breakers hold one circuit breaker per endpoint host: after `failures`

@@ -7,9 +7,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/heraldhq/herald/pkg/payload"
-	"github.com/heraldhq/herald/pkg/subscription"
-	"github.com/heraldhq/herald/pkg/urlguard"
+	"github.com/heraldhq/herald/services/internal/domain/payload"
+	"github.com/heraldhq/herald/services/internal/domain/subscription"
+	"github.com/heraldhq/herald/services/internal/domain/urlguard"
 )
 
 func TestCheckAddr(t *testing.T) {

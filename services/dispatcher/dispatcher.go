@@ -30,7 +30,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/heraldhq/herald/pkg/telemetry"
+	"github.com/heraldhq/herald/services/internal/telemetry"
 	"log/slog"
 	"net/netip"
 	"strings"
@@ -40,11 +40,11 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/heraldhq/herald/pkg/apiauth"
-	"github.com/heraldhq/herald/pkg/bus"
-	"github.com/heraldhq/herald/pkg/contract"
-	"github.com/heraldhq/herald/pkg/secretbox"
-	"github.com/heraldhq/herald/pkg/service"
+	"github.com/heraldhq/herald/services/internal/apiauth"
+	"github.com/heraldhq/herald/services/internal/domain/secretbox"
+	"github.com/heraldhq/herald/services/internal/service"
+	"github.com/heraldhq/herald/services/internal/transport/bus"
+	"github.com/heraldhq/herald/services/internal/transport/contract"
 )
 
 // DefaultSchedule is the delay before each attempt: the first is immediate.

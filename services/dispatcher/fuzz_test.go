@@ -11,10 +11,10 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
-	"github.com/heraldhq/herald/pkg/bus"
-	"github.com/heraldhq/herald/pkg/contract"
-	"github.com/heraldhq/herald/pkg/natstest"
-	"github.com/heraldhq/herald/pkg/subscription"
+	"github.com/heraldhq/herald/services/internal/domain/subscription"
+	"github.com/heraldhq/herald/services/internal/transport/bus"
+	"github.com/heraldhq/herald/services/internal/transport/contract"
+	"github.com/heraldhq/herald/services/internal/transport/natstest"
 )
 
 // fuzzContentTypes are the data content types a notification may carry;

@@ -12,8 +12,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/heraldhq/herald/pkg/subscription"
-	"github.com/heraldhq/herald/pkg/tenancy"
+	"github.com/heraldhq/herald/services/internal/domain/subscription"
+	"github.com/heraldhq/herald/services/internal/domain/tenancy"
 )
 
 // maxTenantDepth bounds the walk up the tenant hierarchy, so a corrupt

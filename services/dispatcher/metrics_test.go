@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/heraldhq/herald/pkg/natstest"
-	"github.com/heraldhq/herald/pkg/subscription"
-	"github.com/heraldhq/herald/pkg/telemetry"
+	"github.com/heraldhq/herald/services/internal/domain/subscription"
+	"github.com/heraldhq/herald/services/internal/telemetry"
+	"github.com/heraldhq/herald/services/internal/transport/natstest"
 )
 
 // The dispatcher feeds the delivery-latency histogram from the

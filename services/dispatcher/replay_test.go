@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/heraldhq/herald/pkg/natstest"
-	"github.com/heraldhq/herald/pkg/payload"
-	"github.com/heraldhq/herald/pkg/subscription"
+	"github.com/heraldhq/herald/services/internal/domain/payload"
+	"github.com/heraldhq/herald/services/internal/domain/subscription"
+	"github.com/heraldhq/herald/services/internal/transport/natstest"
 )
 
 func call(t *testing.T, mux *http.ServeMux, method, path, token, body string) (*httptest.ResponseRecorder, replayAnswer) {

@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/heraldhq/herald/pkg/contract"
-	"github.com/heraldhq/herald/pkg/payload"
-	"github.com/heraldhq/herald/pkg/subscription"
+	"github.com/heraldhq/herald/services/internal/domain/payload"
+	"github.com/heraldhq/herald/services/internal/domain/subscription"
+	"github.com/heraldhq/herald/services/internal/transport/contract"
 )
 
 // Three instances share the deliverer; the one holding a POST is stopped

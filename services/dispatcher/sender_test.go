@@ -19,8 +19,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/heraldhq/herald/pkg/subscription"
 	"github.com/heraldhq/herald/pkg/webhook"
+	"github.com/heraldhq/herald/services/internal/domain/subscription"
 )
 
 func clientCert(t *testing.T) (certPEM, keyPEM string, cert *x509.Certificate) {

@@ -14,11 +14,11 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/heraldhq/herald/pkg/apiauth"
-	"github.com/heraldhq/herald/pkg/contract"
-	"github.com/heraldhq/herald/pkg/payload"
-	"github.com/heraldhq/herald/pkg/problem"
 	"github.com/heraldhq/herald/services/engine/alertfsm"
+	"github.com/heraldhq/herald/services/internal/apiauth"
+	"github.com/heraldhq/herald/services/internal/domain/payload"
+	"github.com/heraldhq/herald/services/internal/problem"
+	"github.com/heraldhq/herald/services/internal/transport/contract"
 )
 
 // The engine's read API: the alerts and operations its buckets hold, so a

@@ -9,10 +9,10 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
-	"github.com/heraldhq/herald/pkg/bus"
-	"github.com/heraldhq/herald/pkg/contract"
-	"github.com/heraldhq/herald/pkg/natstest"
-	"github.com/heraldhq/herald/pkg/service"
+	"github.com/heraldhq/herald/services/internal/service"
+	"github.com/heraldhq/herald/services/internal/transport/bus"
+	"github.com/heraldhq/herald/services/internal/transport/contract"
+	"github.com/heraldhq/herald/services/internal/transport/natstest"
 )
 
 // BenchmarkEngineKV measures end-to-end transitions per second through one

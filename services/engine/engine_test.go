@@ -15,14 +15,14 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/heraldhq/herald/pkg/bus"
-	"github.com/heraldhq/herald/pkg/cenats"
-	"github.com/heraldhq/herald/pkg/contract"
-	"github.com/heraldhq/herald/pkg/natstest"
-	"github.com/heraldhq/herald/pkg/payload"
-	"github.com/heraldhq/herald/pkg/service"
-	"github.com/heraldhq/herald/pkg/tenancy"
 	"github.com/heraldhq/herald/schemas"
+	"github.com/heraldhq/herald/services/internal/domain/payload"
+	"github.com/heraldhq/herald/services/internal/domain/tenancy"
+	"github.com/heraldhq/herald/services/internal/service"
+	"github.com/heraldhq/herald/services/internal/transport/bus"
+	"github.com/heraldhq/herald/services/internal/transport/cenats"
+	"github.com/heraldhq/herald/services/internal/transport/contract"
+	"github.com/heraldhq/herald/services/internal/transport/natstest"
 )
 
 const tenant = "acme"

@@ -6,12 +6,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/heraldhq/herald/pkg/payload"
 	"github.com/heraldhq/herald/services/engine/alertfsm"
+	"github.com/heraldhq/herald/services/internal/domain/payload"
 )
 
 // Raw source event types the engine interprets (data types in
-// pkg/payload/sources.go); every other type passes through.
+// services/internal/domain/payload/sources.go); every other type passes
+// through.
 const (
 	typeVManageAlarm = payload.TypeVManageAlarm
 	typeLMCAlert     = payload.TypeLMCAlert

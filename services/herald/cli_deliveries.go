@@ -9,9 +9,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/heraldhq/herald/pkg/auditchain"
-	"github.com/heraldhq/herald/pkg/payload"
 	"github.com/heraldhq/herald/services/audit"
+	"github.com/heraldhq/herald/services/internal/domain/auditchain"
+	"github.com/heraldhq/herald/services/internal/domain/payload"
 )
 
 type deliveryPage = audit.DeliveryPage

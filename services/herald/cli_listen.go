@@ -15,8 +15,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/heraldhq/herald/pkg/service"
 	"github.com/heraldhq/herald/pkg/webhook"
+	"github.com/heraldhq/herald/services/internal/service"
 )
 
 // listenFlags declares herald listen: a local webhook receiver that prints

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/heraldhq/herald/pkg/natstest"
 	"github.com/heraldhq/herald/pkg/webhook"
+	"github.com/heraldhq/herald/services/internal/transport/natstest"
 )
 
 type syncBuffer struct {

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/heraldhq/herald/pkg/natstest"
 	"github.com/heraldhq/herald/pkg/webhook"
+	"github.com/heraldhq/herald/services/internal/transport/natstest"
 )
 
 // cliEnv points the CLI at h.

@@ -19,18 +19,17 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/heraldhq/herald/pkg/apiauth"
-	"github.com/heraldhq/herald/pkg/apikey"
-	"github.com/heraldhq/herald/pkg/bus"
-	"github.com/heraldhq/herald/pkg/contract"
-	"github.com/heraldhq/herald/pkg/natsembed"
-	"github.com/heraldhq/herald/pkg/secretbox"
-	"github.com/heraldhq/herald/pkg/service"
 	"github.com/heraldhq/herald/services/audit"
 	"github.com/heraldhq/herald/services/collector"
 	"github.com/heraldhq/herald/services/dispatcher"
 	"github.com/heraldhq/herald/services/engine"
 	"github.com/heraldhq/herald/services/herald/console"
+	"github.com/heraldhq/herald/services/internal/apiauth"
+	"github.com/heraldhq/herald/services/internal/domain/secretbox"
+	"github.com/heraldhq/herald/services/internal/service"
+	"github.com/heraldhq/herald/services/internal/transport/bus"
+	"github.com/heraldhq/herald/services/internal/transport/contract"
+	"github.com/heraldhq/herald/services/internal/transport/natsembed"
 	"github.com/heraldhq/herald/services/registry"
 )
 
@@ -242,7 +241,7 @@ func runEmbedded(ctx context.Context, cfg Config, getenv func(string) string, st
 		Topology: contract.DefaultTopology,
 		Getenv:   withDefaults(getenv, devDefaults),
 	}
-	deps.Auth = apiauth.Chain{apiauth.NewAdminToken(cfg.AdminToken), apikey.NewAuthenticator(js)}
+	deps.Auth = apiauth.Chain{apiauth.NewAdminToken(cfg.AdminToken), service.NewKeyAuthenticator(js)}
 	svcs, err := buildAll(deps)
 	if err != nil {
 		return err

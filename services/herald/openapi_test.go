@@ -65,17 +65,22 @@ func openAPIOperations(t *testing.T) []docOp {
 var routePattern = regexp.MustCompile(`^(GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS) /[^ ]*$`)
 
 // servedPatterns finds every ServeMux pattern ("METHOD /path") in the
-// services' and pkg/service's non-test Go files: wherever a route is
-// registered its pattern is a string literal, or a method literal plus a
-// string constant ("GET "+console.Prefix).
+// services' and services/internal/service's non-test Go files: wherever a
+// route is registered its pattern is a string literal, or a method literal
+// plus a string constant ("GET "+console.Prefix).
 func servedPatterns(t *testing.T) map[string]string {
 	t.Helper()
 	fset := token.NewFileSet()
 	var files []*ast.File
 	var paths []string
 	consts := map[string]string{} // string constants by unqualified name
-	for _, dir := range []string{"../../services", "../../pkg/service"} {
+	// The services and, of the shared packages under services/internal, the
+	// one that serves routes (the admin endpoints).
+	for _, dir := range []string{"../../services", "../../services/internal/service"} {
 		err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+			if err == nil && d.IsDir() && path == filepath.Join("../../services", "internal") && dir == "../../services" {
+				return filepath.SkipDir
+			}
 			if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
 				return err
 			}

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/heraldhq/herald/pkg/natstest"
 	"github.com/heraldhq/herald/pkg/webhook"
+	"github.com/heraldhq/herald/services/internal/transport/natstest"
 )
 
 // Events without data, with empty data, with data that is not JSON and with

@@ -12,7 +12,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/heraldhq/herald/pkg/natstest"
+	"github.com/heraldhq/herald/services/internal/transport/natstest"
 )
 
 // One trace follows an event from the collector's HTTP span through every

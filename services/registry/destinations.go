@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/heraldhq/herald/pkg/apiauth"
-	"github.com/heraldhq/herald/pkg/urlguard"
+	"github.com/heraldhq/herald/services/internal/apiauth"
+	"github.com/heraldhq/herald/services/internal/domain/urlguard"
 )
 
 // The operator's allow-list (AllowCIDRs: loopback on the embedded default,

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/heraldhq/herald/pkg/subscription"
-	"github.com/heraldhq/herald/pkg/urlguard"
+	"github.com/heraldhq/herald/services/internal/domain/subscription"
+	"github.com/heraldhq/herald/services/internal/domain/urlguard"
 )
 
 // On the dev default the operator allows loopback. A tenant key must not

@@ -8,9 +8,9 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/heraldhq/herald/pkg/problem"
-	"github.com/heraldhq/herald/pkg/subscription"
 	"github.com/heraldhq/herald/schemas"
+	"github.com/heraldhq/herald/services/internal/domain/subscription"
+	"github.com/heraldhq/herald/services/internal/problem"
 )
 
 // The event-type catalog is schemas.Catalog: the schema files are the one

@@ -10,8 +10,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/heraldhq/herald/pkg/subscription"
-	"github.com/heraldhq/herald/pkg/urlguard"
+	"github.com/heraldhq/herald/services/internal/domain/subscription"
+	"github.com/heraldhq/herald/services/internal/domain/urlguard"
 )
 
 // The CloudEvents HTTP webhook abuse-protection handshake (HTTP 1.1 Web

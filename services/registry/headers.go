@@ -6,7 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 
-	"github.com/heraldhq/herald/pkg/subscription"
+	"github.com/heraldhq/herald/services/internal/domain/subscription"
 )
 
 // Custom headers often carry credentials (X-Api-Key). A header the caller

@@ -8,16 +8,17 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/heraldhq/herald/pkg/apiauth"
-	"github.com/heraldhq/herald/pkg/apikey"
-	"github.com/heraldhq/herald/pkg/bus"
-	"github.com/heraldhq/herald/pkg/contract"
+	"github.com/heraldhq/herald/services/internal/apiauth"
+	"github.com/heraldhq/herald/services/internal/domain/apikey"
+	"github.com/heraldhq/herald/services/internal/service"
+	"github.com/heraldhq/herald/services/internal/transport/bus"
+	"github.com/heraldhq/herald/services/internal/transport/contract"
 )
 
-// TestParentKeyManagesItsSubtree: with real API keys (pkg/apikey over the
-// api-keys bucket, the tenant tree read from the tenants bucket), an
-// account's key manages its sub-accounts and projects, and a sub-account's
-// key reaches neither its parent nor its sibling.
+// TestParentKeyManagesItsSubtree: with real API keys (the services' key
+// authenticator over the api-keys bucket, the tenant tree read from the
+// tenants bucket), an account's key manages its sub-accounts and projects,
+// and a sub-account's key reaches neither its parent nor its sibling.
 func TestParentKeyManagesItsSubtree(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, nil)
@@ -27,7 +28,7 @@ func TestParentKeyManagesItsSubtree(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Serve the same registry behind the real key authenticator.
-	h.svc.auth = apiauth.Chain{apiauth.NewAdminToken(adminToken), apikey.NewAuthenticator(h.ns.JS)}
+	h.svc.auth = apiauth.Chain{apiauth.NewAdminToken(adminToken), service.NewKeyAuthenticator(h.ns.JS)}
 	mux := http.NewServeMux()
 	h.svc.Routes(mux)
 	h.srv = httptest.NewServer(mux)
@@ -38,15 +39,18 @@ func TestParentKeyManagesItsSubtree(t *testing.T) {
 	h.tenant("acme-eu-web", "project", "acme-eu")
 	h.tenant("acme-us", "subaccount", "acme")
 	h.tenant("beta", "account", "")
-	store := apikey.NewStore(kv)
-	_, acmeKey, err := store.Create(ctx, "acme", "ops", "admin")
-	if err != nil {
-		t.Fatal(err)
+	// Keys are issued as the collector does (it owns the bucket), without
+	// importing it: a new record stored in the api-keys bucket.
+	issue := func(tenant, name string) string {
+		t.Helper()
+		rec, key := apikey.New(tenant, name, "admin")
+		if err := service.CreateAPIKey(ctx, kv, rec); err != nil {
+			t.Fatal(err)
+		}
+		return key
 	}
-	_, euKey, err := store.Create(ctx, "acme-eu", "eu", "admin")
-	if err != nil {
-		t.Fatal(err)
-	}
+	acmeKey := issue("acme", "ops")
+	euKey := issue("acme-eu", "eu")
 
 	expect := func(token, method, path string, body any, want int) answer {
 		t.Helper()

@@ -10,10 +10,10 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/heraldhq/herald/pkg/cenats"
-	"github.com/heraldhq/herald/pkg/natstest"
-	"github.com/heraldhq/herald/pkg/subscription"
-	"github.com/heraldhq/herald/pkg/tenancy"
+	"github.com/heraldhq/herald/services/internal/domain/subscription"
+	"github.com/heraldhq/herald/services/internal/domain/tenancy"
+	"github.com/heraldhq/herald/services/internal/transport/cenats"
+	"github.com/heraldhq/herald/services/internal/transport/natstest"
 )
 
 // changeIDs counts the CHANGES records by CloudEvent id.

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/heraldhq/herald/pkg/natstest"
+	"github.com/heraldhq/herald/services/internal/transport/natstest"
 )
 
 // TestQuotaExactUnderConcurrentCreates races 20 creates against a quota of

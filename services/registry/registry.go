@@ -6,7 +6,7 @@
 //
 // Secrets (HMAC "whsec_" secrets, ed25519 keys, passwords, tokens, client
 // keys) are generated or accepted here, sealed with the operator keyring
-// (pkg/secretbox) before they are stored, returned at most once, and never
+// (package secretbox) before they are stored, returned at most once, and never
 // logged, put in CHANGES or echoed in errors.
 //
 // Every write stores its CHANGES record in the written record ("outbox")
@@ -33,13 +33,13 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/heraldhq/herald/pkg/apiauth"
-	"github.com/heraldhq/herald/pkg/bus"
-	"github.com/heraldhq/herald/pkg/contract"
-	"github.com/heraldhq/herald/pkg/problem"
-	"github.com/heraldhq/herald/pkg/secretbox"
-	"github.com/heraldhq/herald/pkg/service"
-	"github.com/heraldhq/herald/pkg/urlguard"
+	"github.com/heraldhq/herald/services/internal/apiauth"
+	"github.com/heraldhq/herald/services/internal/domain/secretbox"
+	"github.com/heraldhq/herald/services/internal/domain/urlguard"
+	"github.com/heraldhq/herald/services/internal/problem"
+	"github.com/heraldhq/herald/services/internal/service"
+	"github.com/heraldhq/herald/services/internal/transport/bus"
+	"github.com/heraldhq/herald/services/internal/transport/contract"
 )
 
 // Config is the registry's settings.

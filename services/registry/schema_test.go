@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/heraldhq/herald/pkg/payload"
+	"github.com/heraldhq/herald/services/internal/domain/payload"
 )
 
 // The example decodes strictly into payload.Change, and the schema's

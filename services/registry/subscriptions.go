@@ -12,11 +12,11 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/heraldhq/herald/pkg/contract"
-	"github.com/heraldhq/herald/pkg/problem"
-	"github.com/heraldhq/herald/pkg/subscription"
-	"github.com/heraldhq/herald/pkg/tenancy"
 	"github.com/heraldhq/herald/pkg/webhook"
+	"github.com/heraldhq/herald/services/internal/domain/subscription"
+	"github.com/heraldhq/herald/services/internal/domain/tenancy"
+	"github.com/heraldhq/herald/services/internal/problem"
+	"github.com/heraldhq/herald/services/internal/transport/contract"
 )
 
 // subInput is a subscription as a caller writes it, for create (url and

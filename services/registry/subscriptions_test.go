@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/heraldhq/herald/pkg/secretbox"
-	"github.com/heraldhq/herald/pkg/subscription"
 	"github.com/heraldhq/herald/pkg/webhook"
+	"github.com/heraldhq/herald/services/internal/domain/secretbox"
+	"github.com/heraldhq/herald/services/internal/domain/subscription"
 )
 
 func TestSubscriptionValidationListsEveryError(t *testing.T) {

@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/heraldhq/herald/pkg/payload"
+	"github.com/heraldhq/herald/services/internal/domain/payload"
 )
 
 // Signal is one input observation about an alert: some resources became

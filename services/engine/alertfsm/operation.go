@@ -4,7 +4,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/heraldhq/herald/pkg/payload"
+	"github.com/heraldhq/herald/services/internal/domain/payload"
 )
 
 // Operation is the stored state of one asynchronous device operation, keyed

@@ -3,8 +3,8 @@
 package main
 
 import (
-	"github.com/heraldhq/herald/pkg/service"
 	"github.com/heraldhq/herald/services/engine"
+	"github.com/heraldhq/herald/services/internal/service"
 )
 
 func main() { service.Main("engine", engine.ConfigFromEnv, engine.New) }

@@ -3,7 +3,7 @@
 package main
 
 import (
-	"github.com/heraldhq/herald/pkg/service"
+	"github.com/heraldhq/herald/services/internal/service"
 	"github.com/heraldhq/herald/services/registry"
 )
 
