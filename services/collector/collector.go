@@ -150,7 +150,7 @@ func (s *Service) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.keys.Store(newKeyStore(keys))
+	s.keys.Store(newKeyStore(s.js, keys))
 	tenants, err := bus.WaitForBucket(ctx, s.js, contract.BucketTenants)
 	if err != nil {
 		if ctx.Err() != nil {

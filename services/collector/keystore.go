@@ -10,6 +10,7 @@ import (
 
 	"github.com/heraldhq/herald/services/internal/domain/apikey"
 	"github.com/heraldhq/herald/services/internal/service"
+	"github.com/heraldhq/herald/services/internal/transport/bus"
 	"github.com/heraldhq/herald/services/internal/transport/contract"
 )
 
@@ -18,10 +19,15 @@ import (
 // the stored form and the read-side check are service.ReadAPIKey,
 // service.CreateAPIKey and service.CheckAPIKey, which every service's API
 // uses to authenticate keys.
-type keyStore struct{ kv jetstream.KeyValue }
+type keyStore struct {
+	js jetstream.JetStream
+	kv jetstream.KeyValue
+}
 
 // newKeyStore returns a store on the api-keys bucket.
-func newKeyStore(kv jetstream.KeyValue) *keyStore { return &keyStore{kv: kv} }
+func newKeyStore(js jetstream.JetStream, kv jetstream.KeyValue) *keyStore {
+	return &keyStore{js: js, kv: kv}
+}
 
 // Create issues a key for tenant and returns its record and the full key,
 // which is not kept anywhere.
@@ -51,13 +57,12 @@ func (s *keyStore) Get(ctx context.Context, tenant, id string) (apikey.Record, e
 // List returns tenant's keys, oldest first. It scans the bucket: keys are
 // few and listing is rare, while checking a key must be one Get by id.
 func (s *keyStore) List(ctx context.Context, tenant string) ([]apikey.Record, error) {
-	lister, err := s.kv.ListKeys(ctx)
+	ids, err := bus.ListKeys(ctx, s.js, s.kv.Bucket(), "")
 	if err != nil {
 		return nil, fmt.Errorf("apikey: list: %w", err)
 	}
-	defer lister.Stop()
 	out := []apikey.Record{}
-	for id := range lister.Keys() {
+	for _, id := range ids {
 		rec, err := service.ReadAPIKey(ctx, s.kv, id)
 		if errors.Is(err, apikey.ErrNotFound) {
 			continue // revoked meanwhile

@@ -35,7 +35,7 @@ func TestKeyLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := newKeyStore(kv)
+	st := newKeyStore(ns.JS, kv)
 	rec, key, err := st.Create(ctx, "acme", "ci", "admin")
 	if err != nil {
 		t.Fatal(err)
