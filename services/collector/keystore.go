@@ -2,7 +2,6 @@ package collector
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 
@@ -54,19 +53,17 @@ func (s *keyStore) Get(ctx context.Context, tenant, id string) (apikey.Record, e
 	return rec, nil
 }
 
-// List returns tenant's keys, oldest first. It scans the bucket: keys are
-// few and listing is rare, while checking a key must be one Get by id.
+// List returns tenant's keys, oldest first. It reads the whole bucket in
+// one snapshot: keys are few and listing is rare, while checking a key must
+// be one Get by id.
 func (s *keyStore) List(ctx context.Context, tenant string) ([]apikey.Record, error) {
-	ids, err := bus.ListKeys(ctx, s.js, s.kv.Bucket(), "")
+	entries, err := bus.ListEntries(ctx, s.js, s.kv.Bucket(), "")
 	if err != nil {
 		return nil, fmt.Errorf("apikey: list: %w", err)
 	}
 	out := []apikey.Record{}
-	for _, id := range ids {
-		rec, err := service.ReadAPIKey(ctx, s.kv, id)
-		if errors.Is(err, apikey.ErrNotFound) {
-			continue // revoked meanwhile
-		}
+	for _, e := range entries {
+		rec, err := service.DecodeAPIKey(e.Key, e.Value)
 		if err != nil {
 			return nil, err
 		}

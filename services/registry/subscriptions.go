@@ -16,6 +16,7 @@ import (
 	"github.com/heraldhq/herald/services/internal/domain/subscription"
 	"github.com/heraldhq/herald/services/internal/domain/tenancy"
 	"github.com/heraldhq/herald/services/internal/problem"
+	"github.com/heraldhq/herald/services/internal/transport/bus"
 	"github.com/heraldhq/herald/services/internal/transport/contract"
 )
 
@@ -392,13 +393,21 @@ func (s *Service) loadSub(ctx context.Context, tenant, id string) (subscription.
 	if err != nil {
 		return sub, 0, err
 	}
-	if err := json.Unmarshal(e.Value(), &sub); err != nil {
-		return sub, 0, fmt.Errorf("decode subscription %s: %w", id, err)
+	sub, err = liveSub(id, e.Value())
+	return sub, e.Revision(), err
+}
+
+// liveSub decodes a stored subscription record; one being deleted is
+// errNotFound (the sweeper finishes it, outbox.go).
+func liveSub(id string, b []byte) (subscription.Subscription, error) {
+	var sub subscription.Subscription
+	if err := json.Unmarshal(b, &sub); err != nil {
+		return sub, fmt.Errorf("decode subscription %s: %w", id, err)
 	}
 	if pendingDelete(sub.Outbox) {
-		return sub, 0, errNotFound // deleted; the sweeper finishes it (outbox.go)
+		return sub, errNotFound
 	}
-	return sub, e.Revision(), nil
+	return sub, nil
 }
 
 // subFor authorises and loads the path's subscription, writing 403/404.
@@ -439,7 +448,7 @@ func (s *Service) listSubscriptions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	status, ev := r.URL.Query().Get("status"), r.URL.Query().Get("event")
-	keys, err := s.listKeys(r.Context(), s.subKV(), t.ID+".*")
+	entries, err := bus.ListEntries(r.Context(), s.js, s.subKV().Bucket(), t.ID+".*")
 	if err != nil {
 		internalError(w, r, s, "list subscriptions", err)
 		return
@@ -447,8 +456,9 @@ func (s *Service) listSubscriptions(w http.ResponseWriter, r *http.Request) {
 	out := listPage[subView]{Items: []subView{}}
 	byKey := map[string]subscription.Subscription{}
 	var match []string
-	for _, k := range keys {
-		sub, _, err := s.loadSub(r.Context(), t.ID, strings.TrimPrefix(k, t.ID+"."))
+	for _, e := range entries {
+		k := e.Key
+		sub, err := liveSub(k, e.Value)
 		if err != nil {
 			continue
 		}

@@ -2,7 +2,6 @@ package registry
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -14,6 +13,7 @@ import (
 	"github.com/heraldhq/herald/services/internal/apiauth"
 	"github.com/heraldhq/herald/services/internal/domain/tenancy"
 	"github.com/heraldhq/herald/services/internal/problem"
+	"github.com/heraldhq/herald/services/internal/transport/bus"
 	"github.com/heraldhq/herald/services/internal/transport/contract"
 )
 
@@ -257,13 +257,18 @@ func (s *Service) loadTenant(ctx context.Context, id string) (tenancy.Tenant, ui
 	if err != nil {
 		return t, 0, err
 	}
-	if err := json.Unmarshal(e.Value(), &t); err != nil {
-		return t, 0, fmt.Errorf("decode tenant %s: %w", id, err)
+	t, err = liveTenant(id, e.Value())
+	return t, e.Revision(), err
+}
+
+// liveTenant decodes a stored tenant record; one being deleted is
+// errNotFound (the sweeper finishes it, outbox.go).
+func liveTenant(id string, b []byte) (tenancy.Tenant, error) {
+	t, err := decodeTenant(id, b)
+	if err == nil && pendingDelete(t.Outbox) {
+		err = errNotFound
 	}
-	if pendingDelete(t.Outbox) {
-		return t, 0, errNotFound // deleted; the sweeper finishes it (outbox.go)
-	}
-	return t, e.Revision(), nil
+	return t, err
 }
 
 // tenantFor authorises and loads the path's tenant, writing the problem
@@ -343,15 +348,15 @@ func visible(pr apiauth.Principal, id string, parents map[string]string) bool {
 }
 
 func (s *Service) allTenants(ctx context.Context) ([]tenancy.Tenant, error) {
-	keys, err := s.listKeys(ctx, s.tenantKV(), "")
+	entries, err := bus.ListEntries(ctx, s.js, s.tenantKV().Bucket(), "")
 	if err != nil {
 		return nil, err
 	}
-	out := make([]tenancy.Tenant, 0, len(keys))
-	for _, k := range keys {
-		t, _, err := s.loadTenant(ctx, k)
+	out := make([]tenancy.Tenant, 0, len(entries))
+	for _, e := range entries {
+		t, err := liveTenant(e.Key, e.Value)
 		if errors.Is(err, errNotFound) {
-			continue // deleted meanwhile
+			continue // being deleted
 		}
 		if err != nil {
 			return nil, err

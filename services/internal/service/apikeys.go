@@ -20,7 +20,8 @@ import (
 // The api-keys bucket holds one apikey.Record per key, as JSON under its key
 // id. The collector owns the bucket and writes it (its keystore); every
 // service's API reads it to authenticate keys. Both go through
-// ReadAPIKey and CreateAPIKey, so the stored form is defined once.
+// ReadAPIKey (DecodeAPIKey) and CreateAPIKey, so the stored form is
+// defined once.
 
 // ReadAPIKey returns the record of key id from the api-keys bucket kv, or
 // apikey.ErrNotFound (also for a string that is not a key id).
@@ -35,8 +36,13 @@ func ReadAPIKey(ctx context.Context, kv jetstream.KeyValue, id string) (apikey.R
 	if err != nil {
 		return apikey.Record{}, fmt.Errorf("apikey: read %s: %w", id, err)
 	}
+	return DecodeAPIKey(id, e.Value())
+}
+
+// DecodeAPIKey decodes the stored record of key id.
+func DecodeAPIKey(id string, b []byte) (apikey.Record, error) {
 	var rec apikey.Record
-	if err := json.Unmarshal(e.Value(), &rec); err != nil {
+	if err := json.Unmarshal(b, &rec); err != nil {
 		return apikey.Record{}, fmt.Errorf("apikey: decode %s: %w", id, err)
 	}
 	return rec, nil

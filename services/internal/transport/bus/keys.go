@@ -6,14 +6,36 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
+// KeyEntry is a live key of a KV bucket with its value and revision.
+type KeyEntry struct {
+	Key      string
+	Value    []byte
+	Revision uint64
+}
+
 // ListKeys returns the live keys of a KV bucket that match filter ("" for
-// all), sorted.
+// all), sorted; see ListEntries.
+func ListKeys(ctx context.Context, js jetstream.JetStream, bucket, filter string) ([]string, error) {
+	entries, err := ListEntries(ctx, js, bucket, filter)
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]string, len(entries))
+	for i, e := range entries {
+		keys[i] = e.Key
+	}
+	return keys, nil
+}
+
+// ListEntries returns the live entries of a KV bucket whose keys match
+// filter ("" for all), sorted by key.
 //
 // jetstream's KeyValue.ListKeys and ListKeysFiltered end their listing on
 // a count of pending messages; with keys being created and deleted
@@ -22,30 +44,31 @@ import (
 // last message of every key in one direct get ("multi_last"), which the
 // server answers from one snapshot, isolated from writes: every key
 // written before the call and not deleted before it is listed, however the
-// bucket churns. The server answers at most maxSnapshotKeys keys so; a
-// larger listing falls back to a scan that may miss a key rewritten while
-// it runs.
-func ListKeys(ctx context.Context, js jetstream.JetStream, bucket, filter string) ([]string, error) {
+// bucket churns, and its value comes with it. The server answers at most
+// maxSnapshotKeys keys so; a larger listing falls back to a scan that may
+// miss a key rewritten while it runs.
+func ListEntries(ctx context.Context, js jetstream.JetStream, bucket, filter string) ([]KeyEntry, error) {
 	prefix := "$KV." + bucket + "."
 	subject := prefix + ">"
 	if filter != "" {
 		subject = prefix + filter
 	}
-	live, err := snapshotKeys(ctx, js, "KV_"+bucket, subject)
+	last, err := snapshotEntries(ctx, js, "KV_"+bucket, subject)
 	if errors.Is(err, errTooManyKeys) {
-		live, err = scanKeys(ctx, js, "KV_"+bucket, subject)
+		last, err = scanEntries(ctx, js, "KV_"+bucket, subject)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("list keys of %s: %w", bucket, err)
 	}
-	keys := make([]string, 0, len(live))
-	for subj, ok := range live {
-		if ok {
-			keys = append(keys, strings.TrimPrefix(subj, prefix))
+	entries := make([]KeyEntry, 0, len(last))
+	for subj, e := range last {
+		if e != nil {
+			e.Key = strings.TrimPrefix(subj, prefix)
+			entries = append(entries, *e)
 		}
 	}
-	slices.Sort(keys)
-	return keys, nil
+	slices.SortFunc(entries, func(a, b KeyEntry) int { return strings.Compare(a.Key, b.Key) })
+	return entries, nil
 }
 
 // maxSnapshotKeys is the server's limit on one multi_last answer.
@@ -53,9 +76,21 @@ const maxSnapshotKeys = 1024
 
 var errTooManyKeys = errors.New("more keys than one snapshot answers")
 
-// snapshotKeys maps each subject under subject to whether its last message
-// is a live value, from one isolated multi_last direct get.
-func snapshotKeys(ctx context.Context, js jetstream.JetStream, stream, subject string) (map[string]bool, error) {
+// lastEntries maps each subject of a KV stream to its last message as an
+// entry, or to nil when that message removes the key.
+type lastEntries map[string]*KeyEntry
+
+func (l lastEntries) put(subject string, h nats.Header, data []byte, seq uint64) {
+	if isKVRemoval(h) {
+		l[subject] = nil
+		return
+	}
+	l[subject] = &KeyEntry{Value: data, Revision: seq}
+}
+
+// snapshotEntries takes the last message of each subject under subject
+// from one isolated multi_last direct get.
+func snapshotEntries(ctx context.Context, js jetstream.JetStream, stream, subject string) (lastEntries, error) {
 	nc := js.Conn()
 	inbox := nc.NewInbox()
 	msgs := make(chan *nats.Msg, 64)
@@ -70,7 +105,7 @@ func snapshotKeys(ctx context.Context, js jetstream.JetStream, stream, subject s
 	if err := nc.PublishRequest(apiPrefix(js)+"DIRECT.GET."+stream, inbox, req); err != nil {
 		return nil, err
 	}
-	live := map[string]bool{}
+	last := lastEntries{}
 	for {
 		select {
 		case <-ctx.Done():
@@ -78,11 +113,10 @@ func snapshotKeys(ctx context.Context, js jetstream.JetStream, stream, subject s
 		case m := <-msgs:
 			switch status := m.Header.Get("Status"); status {
 			case "":
-				live[m.Header.Get(jetstream.SubjectHeader)] = !isKVRemoval(m.Header)
-			case "204": // end of the answer
-				return live, nil
-			case "404": // nothing under subject
-				return live, nil
+				seq, _ := strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64)
+				last.put(m.Header.Get(jetstream.SubjectHeader), m.Header, m.Data, seq)
+			case "204", "404": // the end of the answer; nothing under subject
+				return last, nil
 			case "413":
 				return nil, errTooManyKeys
 			case "503":
@@ -106,20 +140,20 @@ func apiPrefix(js jetstream.JetStream) string {
 	return jetstream.DefaultAPIPrefix
 }
 
-// scanKeys maps each subject under subject to whether its last message is
-// a live value, with an ordered consumer that takes the last message per
-// subject until it has passed the last message stored when it began. A key
+// scanEntries takes the last message of each subject under subject with an
+// ordered consumer, until it has passed the last message stored when it
+// began. A key
 // whose message is replaced while the scan runs can be missed: the old
 // message is gone before the scan reaches it, the new one lies beyond
 // where the scan ends.
-func scanKeys(ctx context.Context, js jetstream.JetStream, stream, subject string) (map[string]bool, error) {
+func scanEntries(ctx context.Context, js jetstream.JetStream, stream, subject string) (lastEntries, error) {
 	s, err := js.Stream(ctx, stream)
 	if err != nil {
 		return nil, err
 	}
-	last, err := s.GetLastMsgForSubject(ctx, subject)
+	end, err := s.GetLastMsgForSubject(ctx, subject)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return map[string]bool{}, nil
+		return lastEntries{}, nil
 	}
 	if err != nil {
 		return nil, err
@@ -127,7 +161,6 @@ func scanKeys(ctx context.Context, js jetstream.JetStream, stream, subject strin
 	c, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{subject},
 		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
-		HeadersOnly:    true,
 	})
 	if err != nil {
 		return nil, err
@@ -137,7 +170,7 @@ func scanKeys(ctx context.Context, js jetstream.JetStream, stream, subject strin
 		return nil, err
 	}
 	defer it.Stop()
-	live := map[string]bool{}
+	last := lastEntries{}
 	for {
 		m, err := it.Next(jetstream.NextContext(ctx))
 		if err != nil {
@@ -147,9 +180,9 @@ func scanKeys(ctx context.Context, js jetstream.JetStream, stream, subject strin
 		if err != nil {
 			return nil, err
 		}
-		live[m.Subject()] = !isKVRemoval(m.Headers())
-		if md.Sequence.Stream >= last.Sequence {
-			return live, nil
+		last.put(m.Subject(), m.Headers(), m.Data(), md.Sequence.Stream)
+		if md.Sequence.Stream >= end.Sequence {
+			return last, nil
 		}
 	}
 }

@@ -76,6 +76,14 @@ func TestListKeysUnderChurn(t *testing.T) {
 	if err != nil || !strings.Contains(strings.Join(all, ","), "other.x") {
 		t.Fatalf("whole bucket: %v %v", all, err)
 	}
+	other, err := kv.Get(ctx, "other.x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := bus.ListEntries(ctx, js, "churn", "other.*")
+	if err != nil || len(entries) != 1 || entries[0].Key != "other.x" || string(entries[0].Value) != "v" || entries[0].Revision != other.Revision() {
+		t.Fatalf("entries under other.*: %+v %v; want other.x = v at revision %d", entries, err, other.Revision())
+	}
 	none, err := bus.ListKeys(ctx, js, "churn", "nothing.*")
 	if err != nil || len(none) != 0 {
 		t.Fatalf("empty filter: %v %v", none, err)
@@ -95,7 +103,7 @@ func TestListKeysBeyondOneSnapshot(t *testing.T) {
 	}
 	const n = 1100
 	for i := range n {
-		if _, err := kv.Put(ctx, fmt.Sprintf("k.%04d", i), []byte("v")); err != nil {
+		if _, err := kv.Put(ctx, fmt.Sprintf("k.%04d", i), fmt.Appendf(nil, "v%d", i)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -108,5 +116,9 @@ func TestListKeysBeyondOneSnapshot(t *testing.T) {
 	}
 	if len(keys) != n-1 || keys[0] != "k.0000" || keys[7] != "k.0008" || keys[n-2] != fmt.Sprintf("k.%04d", n-1) {
 		t.Fatalf("%d keys, want %d without k.0007: %v ... %v", len(keys), n-1, keys[:9], keys[len(keys)-2:])
+	}
+	entries, err := bus.ListEntries(ctx, js, "big", "k.*")
+	if err != nil || len(entries) != n-1 || string(entries[8].Value) != "v9" || entries[8].Revision != 10 {
+		t.Fatalf("entries: %d, %v; want %d with k.0009 = v9 at revision 10", len(entries), err, n-1)
 	}
 }
